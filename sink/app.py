@@ -1,0 +1,115 @@
+"""Builds and runs the sink: store, SMTP listener and HTTP app on one event loop."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from typing import Any
+
+import uvicorn
+
+from .events import EventBus
+from .settings import Settings
+from .smtp.handler import SinkHandler
+from .smtp.server import ConnectionTracker, SinkSMTP
+from .store import Store, open_store
+from .web import create_app
+
+log = logging.getLogger("mailsink")
+
+SHUTDOWN_GRACE = 10.0  # seconds a message in DATA may take to finish at shutdown
+
+
+class StartupError(RuntimeError):
+    """The sink could not start (port in use, unusable db path...); one clear line."""
+
+
+def bind_socket(host: str, port: int, what: str) -> socket.socket:
+    """A listening TCP socket, with a readable error when the port is taken."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+        sock.listen(1024)
+    except OSError as error:
+        sock.close()
+        reason = "address already in use" if error.errno == 98 else error.strerror or str(error)
+        raise StartupError(f"cannot listen for {what} on {host}:{port}: {reason}") from None
+    sock.setblocking(False)
+    return sock
+
+
+class SinkServer:
+    """One running sink. ``await start()``, then ``await stop()``."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.events = EventBus()
+        self.store: Store = open_store(
+            settings.db, settings.max_messages,
+            on_pruned=lambda ids: self.events.publish("deleted", ids=ids))
+        self.tracker = ConnectionTracker(settings.max_connections)
+        self.handler = SinkHandler(self.store, self.events, settings.max_recipients)
+        self.smtp_port = 0
+        self.http_port = 0
+        self._smtp_server: asyncio.base_events.Server | None = None
+        self._http_server: uvicorn.Server | None = None
+        self._http_task: asyncio.Task | None = None
+        self._ready = False
+
+    @property
+    def ready(self) -> bool:
+        return self._ready
+
+    def smtp_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for every ``SinkSMTP`` session."""
+        s = self.settings
+        return dict(hostname=s.hostname, ident="mailsink ESMTP", data_size_limit=s.max_size,
+                    enable_SMTPUTF8=True, timeout=s.idle_timeout, tracker=self.tracker)
+
+    async def start(self) -> None:
+        s = self.settings
+        smtp_sock = bind_socket(s.listen, s.smtp_port, "SMTP")
+        try:
+            http_sock = bind_socket(s.listen, s.http_port, "HTTP")
+        except StartupError:
+            smtp_sock.close()
+            raise
+        try:
+            await self.store.open()
+        except OSError as error:
+            smtp_sock.close()
+            http_sock.close()
+            raise StartupError(str(error)) from None
+        loop = asyncio.get_running_loop()
+        kwargs = self.smtp_kwargs()
+        self._smtp_server = await loop.create_server(
+            lambda: SinkSMTP(self.handler, loop=loop, **kwargs), sock=smtp_sock, backlog=1024)
+        self.smtp_port = smtp_sock.getsockname()[1]
+
+        app = create_app(s, self.store, self.events, lambda: self._ready)
+        config = uvicorn.Config(app, log_level="warning", access_log=False,
+                                lifespan="off", timeout_graceful_shutdown=2)
+        config.load()
+        self._http_server = uvicorn.Server(config)
+        # What uvicorn's serve() does before startup(), without its signal handling:
+        # signals belong to the CLI (or to the test process that embeds a Sink).
+        self._http_server.lifespan = config.lifespan_class(config)
+        await self._http_server.startup(sockets=[http_sock])
+        self.http_port = http_sock.getsockname()[1]
+        self._http_task = asyncio.create_task(self._http_server.main_loop())
+        self._ready = True
+
+    async def stop(self, grace: float = SHUTDOWN_GRACE) -> None:
+        """Stop accepting, let messages in DATA finish (or 421), commit, close."""
+        self._ready = False
+        if self._smtp_server is not None:
+            self._smtp_server.close()
+            await self.tracker.drain(grace)
+        if self._http_server is not None:
+            self._http_server.should_exit = True
+            if self._http_task is not None:
+                await self._http_task
+            await self._http_server.shutdown()
+        await self.store.close()

@@ -1,0 +1,93 @@
+"""The search syntax shared by the UI and ``/api/v3``, compiled to SQL.
+
+``free text``, ``"quoted phrase"``, ``from:``, ``to:`` (header To/Cc and envelope
+recipients, so BCC is findable), ``subject:``, ``has:attachment``, ``is:read``,
+``is:unread``, ``before:YYYY-MM-DD``, ``after:YYYY-MM-DD``, and ``-`` before any term
+to negate it. Free text and subject use the FTS5 index; the result is a WHERE
+clause over the ``messages`` table aliased ``m``.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+_TERM = re.compile(r'(-?)(?:(\w+):)?("(?:[^"]*)"?|\S+)')
+
+
+class SearchError(ValueError):
+    """The query cannot be understood; the message says which term and why."""
+
+
+def _fts_phrase(text: str) -> str:
+    return '"' + text.replace('"', '""') + '"'
+
+
+def _fts_condition(column: str | None, text: str, prefix: bool) -> tuple[str, list]:
+    words = text.split()
+    if not words:
+        return "1", []
+    match = " ".join(_fts_phrase(w) + ("*" if prefix else "") for w in words) if prefix \
+        else _fts_phrase(text)
+    if column:
+        match = f"{column} : ({match})"
+    return "m.seq IN (SELECT rowid FROM message_text WHERE message_text MATCH ?)", [match]
+
+
+def _like(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def _date(value: str, key: str) -> float:
+    try:
+        day = dt.date.fromisoformat(value)
+    except ValueError:
+        raise SearchError(f"{key}: wants a date like 2026-11-23, not {value!r}") from None
+    return dt.datetime.combine(day, dt.time(), tzinfo=dt.timezone.utc).timestamp()
+
+
+def _term_condition(key: str | None, value: str, quoted: bool) -> tuple[str, list]:
+    if key is None:
+        return _fts_condition(None, value, prefix=not quoted)
+    key = key.lower()
+    if key == "subject":
+        return _fts_condition("subject", value, prefix=not quoted)
+    if key == "from":
+        like = _like(value)
+        return ("(m.from_addr LIKE ? ESCAPE '\\' OR "
+                "json_extract(m.envelope, '$.mail_from') LIKE ? ESCAPE '\\')", [like, like])
+    if key == "to":
+        like = _like(value)
+        return ("(m.to_addrs LIKE ? ESCAPE '\\' OR m.cc_addrs LIKE ? ESCAPE '\\' OR "
+                "json_extract(m.envelope, '$.rcpt_tos') LIKE ? ESCAPE '\\')", [like] * 3)
+    if key == "has":
+        if value.lower() in ("attachment", "attachments"):
+            return "m.attachments > 0", []
+        raise SearchError(f"has: knows only 'attachment', not {value!r}")
+    if key == "is":
+        if value.lower() == "read":
+            return "m.is_read = 1", []
+        if value.lower() == "unread":
+            return "m.is_read = 0", []
+        raise SearchError(f"is: knows 'read' and 'unread', not {value!r}")
+    if key == "before":
+        return "m.received_at < ?", [_date(value, key)]
+    if key == "after":
+        return "m.received_at >= ?", [_date(value, key) + 86400]
+    # An unknown "word:" is just text (e.g. a URL or a time like 10:30).
+    return _fts_condition(None, f"{key}:{value}", prefix=False)
+
+
+def compile_query(query: str) -> tuple[str, list]:
+    """Turn a search string into ``(where_sql, params)``; "1" matches everything."""
+    conditions: list[str] = []
+    params: list = []
+    for negate, key, value in _TERM.findall(query.strip()):
+        quoted = value.startswith('"')
+        value = value.strip('"')
+        if not value:
+            continue
+        sql, values = _term_condition(key or None, value, quoted)
+        conditions.append(f"NOT ({sql})" if negate else sql)
+        params.extend(values)
+    return (" AND ".join(conditions) or "1"), params

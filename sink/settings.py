@@ -1,0 +1,161 @@
+"""Settings: built once (CLI flags > MAILSINK_* env vars > defaults) and passed down.
+
+Every option is declared once in ``OPTIONS``; the CLI parser, the environment
+reader and the README table all come from that list, so a new option is one line.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
+
+
+class SettingsError(ValueError):
+    """A setting has a value we cannot use; the message says which and why."""
+
+
+def _port(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 65535:
+        raise ValueError("must be between 0 and 65535")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise ValueError("must be at least 1")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise ValueError("must be 0 or more")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise ValueError("must be greater than 0")
+    return value
+
+
+def _bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError("must be true or false")
+
+
+def _choice(*allowed: str) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        if text not in allowed:
+            raise ValueError("must be one of " + ", ".join(allowed))
+        return text
+    return parse
+
+
+@dataclass(frozen=True)
+class Option:
+    """One setting: its field name, CLI flag, parser and help text."""
+
+    name: str
+    parse: Callable[[str], Any]
+    help: str
+    flag_only_bool: bool = False  # a switch like --require-tls (no value on the CLI)
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+    @property
+    def env(self) -> str:
+        return "MAILSINK_" + self.name.upper()
+
+
+OPTIONS: list[Option] = [
+    Option("listen", str, "address both listeners bind to (0.0.0.0 for containers)"),
+    Option("smtp_port", _port, "SMTP port (0 = a free port)"),
+    Option("http_port", _port, "HTTP port for the UI and API (0 = a free port)"),
+    Option("hostname", str, "name in the SMTP greeting and EHLO reply"),
+    Option("db", str, "SQLite file to persist messages in (default: a temporary file removed at exit)"),
+    Option("max_messages", _non_negative_int, "keep only the newest N messages (0 = unlimited)"),
+    Option("max_size", _positive_int, "largest message accepted, in bytes (advertised as SIZE)"),
+    Option("max_recipients", _positive_int, "recipients allowed per message (452 past it)"),
+    Option("max_connections", _positive_int, "concurrent SMTP connections (421 past it)"),
+    Option("idle_timeout", _positive_float, "seconds an SMTP client may stay silent before 421"),
+    Option("log_level", _choice("debug", "info", "warning", "error"), "log verbosity"),
+]
+
+
+@dataclass
+class Settings:
+    """All run-time configuration of a sink. Defaults are the documented defaults."""
+
+    listen: str = "127.0.0.1"
+    smtp_port: int = 1025
+    http_port: int = 8025
+    hostname: str = "mailsink.local"
+    db: str | None = None
+    max_messages: int = 50_000
+    max_size: int = 50 * 1024 * 1024
+    max_recipients: int = 1000
+    max_connections: int = 200
+    idle_timeout: float = 300.0
+    log_level: str = "info"
+
+    def replace(self, **changes: Any) -> "Settings":
+        """A copy with some fields changed (validated like the CLI would)."""
+        return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def from_sources(cls, args: Mapping[str, Any] | None = None,
+                     environ: Mapping[str, str] | None = None) -> "Settings":
+        """Merge parsed CLI ``args`` (None = not given) over env vars over defaults."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for option in OPTIONS:
+            if option.env in environ:
+                values[option.name] = _parse(option, environ[option.env], option.env)
+        for key, value in (args or {}).items():
+            if value is not None and any(o.name == key for o in OPTIONS):
+                values[key] = value
+        return cls(**values)
+
+
+def _parse(option: Option, text: str, source: str) -> Any:
+    try:
+        return option.parse(text)
+    except ValueError as error:
+        raise SettingsError(f"{source}={text!r}: {error}") from None
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add every option as a CLI flag; unset flags stay None so env/defaults apply."""
+    defaults = Settings()
+    for option in OPTIONS:
+        default = getattr(defaults, option.name, None)
+        help_text = f"{option.help} (env {option.env}; default {default!r})"
+        if option.flag_only_bool:
+            parser.add_argument(option.flag, dest=option.name, action="store_const",
+                                const=True, default=None, help=help_text)
+        else:
+            parser.add_argument(option.flag, dest=option.name, default=None,
+                                type=_argparse_type(option), help=help_text,
+                                metavar=option.name.upper())
+
+
+def _argparse_type(option: Option) -> Callable[[str], Any]:
+    def parse(text: str) -> Any:
+        try:
+            return option.parse(text)
+        except ValueError as error:
+            # argparse turns ArgumentTypeError into "argument --x: <message>"
+            raise argparse.ArgumentTypeError(f"{text!r} {error}") from None
+    return parse

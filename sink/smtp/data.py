@@ -1,0 +1,77 @@
+"""Reading the DATA phase in large chunks instead of line by line.
+
+aiosmtpd reads DATA one line at a time (~36 ms of CPU per MiB, and a big message
+stalls every other session). This reader takes whatever the socket has, up to
+``CHUNK`` bytes at a time, and keeps aiosmtpd's protections:
+- DATA ends only on CRLF.CRLF (no SMTP smuggling with bare LF or CR dots);
+- a leading dot is removed from every line (RFC 5321 4.5.2 transparency);
+- past the size limit nothing more is kept, but the stream is still read to its
+  end so the reply lines up with the client.
+Lines longer than 1000 bytes are accepted: real applications send them.
+"""
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Callable
+
+CHUNK = 256 * 1024
+END = b"\r\n.\r\n"
+# Bytes kept back between chunks so that neither END nor a "CRLF ." straddles a cut.
+_CARRY = len(END) - 1
+
+
+@dataclass
+class DataResult:
+    """The dot-unstuffed content (None when too big), its size, and what followed it."""
+
+    content: bytearray | None
+    size: int
+    leftover: bytes
+
+
+class ConnectionLostDuringData(ConnectionError):
+    """The client went away before CRLF.CRLF; nothing is stored."""
+
+
+def _safe_cut(buffer: bytearray, cut: int) -> int:
+    """Move ``cut`` back so that no "CRLF ." sequence is split by it."""
+    if cut >= 2 and buffer[cut - 2:cut] == b"\r\n":
+        return cut - 2
+    if cut >= 1 and buffer[cut - 1:cut] == b"\r":
+        return cut - 1
+    return cut
+
+
+async def read_data(reader: asyncio.StreamReader, size_limit: int | None,
+                    on_progress: Callable[[], None] | None = None) -> DataResult:
+    """Read one DATA body from ``reader`` up to and including CRLF.CRLF."""
+    # A virtual CRLF in front makes the first line look like every other line,
+    # so a dot at the very start is unstuffed and ".CRLF" alone ends DATA.
+    window = bytearray(b"\r\n")
+    content: bytearray | None = bytearray()
+    received = 0
+    first = True
+    while True:
+        chunk = await reader.read(CHUNK)
+        if not chunk:
+            raise ConnectionLostDuringData("connection closed during DATA")
+        if on_progress:
+            on_progress()
+        window += chunk
+        end = window.find(END)
+        if end >= 0:
+            cut, leftover = end + 2, bytes(window[end + len(END):])
+        else:
+            cut, leftover = _safe_cut(window, max(len(window) - _CARRY, 0)), b""
+        if cut:
+            prefix = 2 if first else 0
+            first = False
+            received += cut - prefix
+            if content is not None and size_limit and received > size_limit:
+                content = None  # too big: drop what we have, keep reading to the end
+            if content is not None:
+                content += window[:cut].replace(b"\r\n.", b"\r\n")[prefix:]
+            del window[:cut]
+        if end >= 0:
+            return DataResult(content, received, leftover)

@@ -1,0 +1,91 @@
+"""aiosmtpd handler hooks: what the sink does at each SMTP step.
+
+The handler hands the store raw bytes plus an ``Envelope`` and nothing else, then
+publishes a "new" event. Replies carry enhanced status codes.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from aiosmtpd.smtp import Envelope as SMTPEnvelope, Session
+
+from ..events import EventBus
+from ..store import Envelope, Store
+from .server import NULL_SENDER
+
+log = logging.getLogger(__name__)
+
+
+def peer_text(peer: Any) -> str:
+    """``("127.0.0.1", 5000)`` → ``"127.0.0.1:5000"`` (IPv6 in brackets)."""
+    if isinstance(peer, (tuple, list)) and len(peer) >= 2:
+        host, port = peer[0], peer[1]
+        return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
+    return str(peer or "")
+
+
+class SinkHandler:
+    """Captures every message into ``store``; relays nothing."""
+
+    def __init__(self, store: Store, events: EventBus, max_recipients: int):
+        self.store = store
+        self.events = events
+        self.max_recipients = max_recipients
+
+    async def handle_EHLO(self, server: Any, session: Session, envelope: SMTPEnvelope,
+                          hostname: str, responses: list[str]) -> list[str]:
+        session.host_name = hostname  # aiosmtpd requires the hook to set it
+        extensions = ["250-PIPELINING", "250-ENHANCEDSTATUSCODES"]
+        return responses[:-1] + extensions + responses[-1:]
+
+    async def handle_MAIL(self, server: Any, session: Session, envelope: SMTPEnvelope,
+                          address: str, mail_options: list[str]) -> str:
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 2.1.0 Sender OK"
+
+    async def handle_RCPT(self, server: Any, session: Session, envelope: SMTPEnvelope,
+                          address: str, rcpt_options: list[str]) -> str:
+        if len(envelope.rcpt_tos) >= self.max_recipients:
+            return f"452 4.5.3 Too many recipients (at most {self.max_recipients})"
+        envelope.rcpt_tos.append(address)
+        envelope.rcpt_options.extend(rcpt_options)
+        return "250 2.1.5 Recipient OK"
+
+    async def handle_RSET(self, server: Any, session: Session, envelope: SMTPEnvelope) -> str:
+        return "250 2.0.0 OK"
+
+    async def handle_NOOP(self, server: Any, session: Session, envelope: SMTPEnvelope,
+                          arg: str) -> str:
+        return "250 2.0.0 OK"
+
+    async def handle_VRFY(self, server: Any, session: Session, envelope: SMTPEnvelope,
+                          address: str) -> str:
+        return "252 2.5.0 Cannot VRFY user, but will accept message and attempt delivery"
+
+    async def handle_QUIT(self, server: Any, session: Session, envelope: SMTPEnvelope) -> str:
+        return "221 2.0.0 Bye"
+
+    def envelope_for(self, server: Any, session: Session, envelope: SMTPEnvelope) -> Envelope:
+        """Our stored envelope from aiosmtpd's session and envelope."""
+        mail_from = envelope.mail_from or ""
+        return Envelope(
+            mail_from="" if mail_from == NULL_SENDER else mail_from,
+            rcpt_tos=list(envelope.rcpt_tos),
+            helo=session.host_name or "",
+            peer=peer_text(session.peer),
+            received_at=time.time(),
+            smtputf8=bool(envelope.smtp_utf8),
+        )
+
+    async def handle_DATA(self, server: Any, session: Session, envelope: SMTPEnvelope) -> str:
+        stored_envelope = self.envelope_for(server, session, envelope)
+        try:
+            message_id = await self.store.add(envelope.original_content, stored_envelope)
+        except Exception:
+            log.exception("could not store a message from %s", stored_envelope.peer)
+            return "451 4.3.0 Error: could not store the message, try again"
+        self.events.publish("new", id=message_id)
+        return f"250 2.0.0 Ok: queued as {message_id}"

@@ -1,0 +1,390 @@
+"""The embedded SQLite store: WAL, group commit on a writer thread, FTS5 search.
+
+Why a writer thread: a commit (and its fsync) inside the event loop would stall
+every SMTP session. ``add`` queues the message and awaits a future; the writer
+drains whatever is queued, inserts it all in one transaction, commits once, then
+resolves every future — so the 250 after DATA means "committed", and concurrent
+messages share one commit.
+
+Why deferred indexing: the full MIME parse (snippet, attachment count, body text
+for search) costs ~1 ms a message, more than everything else at ingest. The
+writer does it for committed messages whenever no new mail is waiting, and any
+read that needs those fields first waits for the backlog to be indexed.
+"""
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import json
+import logging
+import os
+import queue
+import secrets
+import shutil
+import sqlite3
+import tempfile
+import threading
+import time
+from typing import Any, Callable, Sequence
+
+from .. import message as mime
+from ..search import compile_query
+from . import Envelope, Page, StoredMessage, Summary
+
+log = logging.getLogger(__name__)
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS messages (
+    seq          INTEGER PRIMARY KEY,
+    id           TEXT NOT NULL UNIQUE,
+    received_at  REAL NOT NULL,
+    size         INTEGER NOT NULL,
+    envelope     TEXT NOT NULL,
+    from_addr    TEXT NOT NULL DEFAULT '',
+    to_addrs     TEXT NOT NULL DEFAULT '[]',
+    cc_addrs     TEXT NOT NULL DEFAULT '[]',
+    subject      TEXT NOT NULL DEFAULT '',
+    date_header  TEXT NOT NULL DEFAULT '',
+    message_id   TEXT NOT NULL DEFAULT '',
+    snippet      TEXT NOT NULL DEFAULT '',
+    attachments  INTEGER NOT NULL DEFAULT 0,
+    is_read      INTEGER NOT NULL DEFAULT 0,
+    indexed      INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS messages_unindexed ON messages(seq) WHERE indexed = 0;
+CREATE TABLE IF NOT EXISTS raw (
+    seq   INTEGER PRIMARY KEY,
+    data  BLOB NOT NULL
+);
+CREATE VIRTUAL TABLE IF NOT EXISTS message_text USING fts5(
+    subject, addresses, body, tokenize = 'unicode61 remove_diacritics 2'
+);
+"""
+
+SUMMARY_COLUMNS = ("id, received_at, size, from_addr, to_addrs, cc_addrs, subject, "
+                   "date_header, message_id, snippet, attachments, is_read")
+
+BATCH_LIMIT = 256          # messages per group commit
+INDEX_CHUNK = 64           # messages indexed between checks for new mail
+
+
+def new_message_id() -> str:
+    """An opaque, URL-safe id (MailHog clients use ids verbatim in URLs)."""
+    return secrets.token_urlsafe(15)
+
+
+def _connect(path: str) -> sqlite3.Connection:
+    connection = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+    connection.execute("PRAGMA journal_mode=WAL")
+    connection.execute("PRAGMA synchronous=NORMAL")
+    connection.execute("PRAGMA busy_timeout=10000")
+    return connection
+
+
+def _summary_from_row(row: Sequence[Any]) -> Summary:
+    return Summary(
+        id=row[0], received_at=row[1], size=row[2], from_=row[3],
+        to=json.loads(row[4]), cc=json.loads(row[5]), subject=row[6], date=row[7],
+        message_id=row[8], snippet=row[9], attachments=row[10], read=bool(row[11]),
+    )
+
+
+class _Job:
+    """A unit of work for the writer thread, resolved on the event loop."""
+
+    __slots__ = ("kind", "args", "future")
+
+    def __init__(self, kind: str, args: tuple, future: asyncio.Future):
+        self.kind = kind
+        self.args = args
+        self.future = future
+
+
+class SQLiteStore:
+    """SQLite implementation of ``sink.store.Store``."""
+
+    def __init__(self, path: str | None, max_messages: int = 0,
+                 on_pruned: Callable[[list[str]], None] | None = None):
+        self.max_messages = max_messages
+        self.on_pruned = on_pruned
+        self._tempdir: str | None = None
+        self.path = path
+        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._writer: threading.Thread | None = None
+        self._reader_pool: concurrent.futures.ThreadPoolExecutor | None = None
+        self._local = threading.local()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._count = 0
+        # Written only by the writer thread; read by the loop to skip needless waits.
+        self._unindexed = 0
+
+    # -- lifecycle -------------------------------------------------------
+    async def open(self) -> None:
+        if self.path is None:
+            self._tempdir = tempfile.mkdtemp(prefix="mailsink-")
+            self.path = os.path.join(self._tempdir, "messages.db")
+        else:
+            directory = os.path.dirname(os.path.abspath(self.path))
+            if not os.path.isdir(directory):
+                raise OSError(f"database directory does not exist: {directory}")
+        self._loop = asyncio.get_running_loop()
+        connection = _connect(self.path)
+        try:
+            connection.executescript(SCHEMA)
+            self._count = connection.execute("SELECT count(*) FROM messages").fetchone()[0]
+            self._unindexed = self._count_unindexed(connection)
+        except sqlite3.DatabaseError as error:
+            connection.close()
+            raise OSError(f"cannot use database {self.path}: {error}") from None
+        self._write_connection = connection
+        self._reader_pool = concurrent.futures.ThreadPoolExecutor(
+            max_workers=2, thread_name_prefix="mailsink-read")
+        self._writer = threading.Thread(target=self._write_loop, name="mailsink-writer",
+                                        daemon=True)
+        self._writer.start()
+
+    async def close(self) -> None:
+        if self._writer is None:
+            return
+        self._jobs.put(None)
+        await asyncio.to_thread(self._writer.join)
+        self._writer = None
+        assert self._reader_pool is not None
+        self._reader_pool.shutdown(wait=True)
+        self._write_connection.close()
+        if self._tempdir:
+            shutil.rmtree(self._tempdir, ignore_errors=True)
+
+    # -- writes (all through the writer thread) --------------------------
+    def _submit(self, kind: str, *args: Any) -> asyncio.Future:
+        assert self._loop is not None, "store is not open"
+        future = self._loop.create_future()
+        self._jobs.put(_Job(kind, args, future))
+        return future
+
+    async def add(self, raw: bytes, envelope: Envelope) -> str:
+        return await self._submit("add", raw, envelope)
+
+    async def delete(self, message_ids: Sequence[str]) -> list[str]:
+        return await self._submit("delete", list(message_ids))
+
+    async def delete_all(self) -> int:
+        return await self._submit("delete_all")
+
+    async def mark_read(self, message_ids: Sequence[str], read: bool = True) -> list[str]:
+        return await self._submit("mark_read", list(message_ids), read)
+
+    async def catch_up(self) -> None:
+        """Wait until every committed message is indexed (snippet, search)."""
+        if self._unindexed:
+            await self._submit("catch_up")
+
+    def _write_loop(self) -> None:
+        connection = self._write_connection
+        pending: list[_Job] = []
+        while True:
+            if not pending:
+                try:
+                    job = self._jobs.get(block=not self._unindexed)
+                except queue.Empty:
+                    self._index_some(connection, INDEX_CHUNK)
+                    continue
+                pending.append(job)
+            # Drain whatever else is queued right now: that is the group commit.
+            while len(pending) < BATCH_LIMIT:
+                try:
+                    pending.append(self._jobs.get_nowait())
+                except queue.Empty:
+                    break
+            stop = any(job is None for job in pending)
+            jobs = [job for job in pending if job is not None]
+            pending = []
+            self._run_batch(connection, jobs)
+            if stop:
+                return
+
+    @staticmethod
+    def _count_unindexed(connection: sqlite3.Connection) -> int:
+        return connection.execute("SELECT count(*) FROM messages WHERE indexed = 0").fetchone()[0]
+
+    def _run_batch(self, connection: sqlite3.Connection, jobs: list[_Job]) -> None:
+        results: list[tuple[_Job, Any, BaseException | None]] = []
+        pruned: list[str] = []
+        writes = [job for job in jobs if job.kind != "catch_up"]
+        try:
+            connection.execute("BEGIN IMMEDIATE")
+            for job in writes:
+                try:
+                    results.append((job, getattr(self, "_do_" + job.kind)(connection, *job.args), None))
+                except sqlite3.Error as error:
+                    results.append((job, None, error))
+            pruned = self._prune(connection)
+            connection.execute("COMMIT")
+        except sqlite3.Error as error:
+            log.error("commit failed: %s", error)
+            connection.execute("ROLLBACK") if connection.in_transaction else None
+            results = [(job, None, error) for job in writes]
+        self._unindexed = self._count_unindexed(connection)
+        if len(writes) < len(jobs):
+            while self._index_some(connection, 1024):
+                pass
+            results += [(job, None, None) for job in jobs if job.kind == "catch_up"]
+        assert self._loop is not None
+        self._loop.call_soon_threadsafe(self._resolve, results, pruned)
+
+    def _resolve(self, results: list[tuple[_Job, Any, BaseException | None]],
+                 pruned: list[str]) -> None:
+        for job, value, error in results:
+            if job.future.done():
+                continue
+            if error is not None:
+                job.future.set_exception(error)
+            else:
+                job.future.set_result(value)
+        if pruned and self.on_pruned:
+            self.on_pruned(pruned)
+
+    def _do_add(self, connection: sqlite3.Connection, raw: bytes, envelope: Envelope) -> str:
+        summary = mime.summarize(raw)
+        message_id = new_message_id()
+        cursor = connection.execute(
+            "INSERT INTO messages (id, received_at, size, envelope, from_addr, to_addrs,"
+            " cc_addrs, subject, date_header, message_id) VALUES (?,?,?,?,?,?,?,?,?,?)",
+            (message_id, envelope.received_at or time.time(), len(raw),
+             json.dumps(envelope.to_dict()), summary.from_, json.dumps(summary.to),
+             json.dumps(summary.cc), summary.subject, summary.date, summary.message_id))
+        connection.execute("INSERT INTO raw (seq, data) VALUES (?, ?)", (cursor.lastrowid, raw))
+        self._count += 1
+        return message_id
+
+    def _do_delete(self, connection: sqlite3.Connection, ids: list[str]) -> list[str]:
+        deleted = []
+        for message_id in ids:
+            row = connection.execute("SELECT seq FROM messages WHERE id = ?",
+                                     (message_id,)).fetchone()
+            if row is None:
+                continue
+            self._delete_seqs(connection, [row[0]])
+            deleted.append(message_id)
+        return deleted
+
+    def _do_delete_all(self, connection: sqlite3.Connection) -> int:
+        count = connection.execute("SELECT count(*) FROM messages").fetchone()[0]
+        connection.execute("DELETE FROM messages")
+        connection.execute("DELETE FROM raw")
+        connection.execute("DELETE FROM message_text")
+        self._count = 0
+        return count
+
+    def _do_mark_read(self, connection: sqlite3.Connection, ids: list[str], read: bool) -> list[str]:
+        changed = []
+        for message_id in ids:
+            cursor = connection.execute("UPDATE messages SET is_read = ? WHERE id = ?",
+                                        (int(read), message_id))
+            if cursor.rowcount:
+                changed.append(message_id)
+        return changed
+
+    def _delete_seqs(self, connection: sqlite3.Connection, seqs: list[int]) -> None:
+        marks = ",".join("?" * len(seqs))
+        connection.execute(f"DELETE FROM messages WHERE seq IN ({marks})", seqs)
+        connection.execute(f"DELETE FROM raw WHERE seq IN ({marks})", seqs)
+        connection.execute(f"DELETE FROM message_text WHERE rowid IN ({marks})", seqs)
+        self._count -= len(seqs)
+
+    def _prune(self, connection: sqlite3.Connection) -> list[str]:
+        """Retention: drop the oldest messages past ``max_messages``."""
+        excess = self._count - self.max_messages if self.max_messages else 0
+        if excess <= 0:
+            return []
+        rows = connection.execute("SELECT seq, id FROM messages ORDER BY seq LIMIT ?",
+                                  (excess,)).fetchall()
+        for start in range(0, len(rows), 500):
+            self._delete_seqs(connection, [seq for seq, _ in rows[start:start + 500]])
+        return [message_id for _, message_id in rows]
+
+    def _index_some(self, connection: sqlite3.Connection, limit: int) -> int:
+        """Full-parse up to ``limit`` unindexed messages; return how many."""
+        rows = connection.execute(
+            "SELECT m.seq, m.subject, m.from_addr, m.to_addrs, m.cc_addrs, m.envelope, r.data"
+            " FROM messages m JOIN raw r ON r.seq = m.seq WHERE m.indexed = 0"
+            " ORDER BY m.seq LIMIT ?", (limit,)).fetchall()
+        if not rows:
+            self._unindexed = 0
+            return 0
+        updates = []
+        for seq, subject, from_addr, to_addrs, cc_addrs, envelope_json, raw in rows:
+            envelope = json.loads(envelope_json)
+            try:
+                parsed = mime.parse(raw)
+                text = mime.body_text(parsed)
+                attachments = len(parsed.attachments)
+            except Exception:  # a parser bug must never wedge the indexer
+                log.exception("could not parse message %s", seq)
+                text, attachments = "", 0
+            addresses = " ".join([from_addr, envelope.get("mail_from", ""),
+                                  *json.loads(to_addrs), *json.loads(cc_addrs),
+                                  *envelope.get("rcpt_tos", [])])
+            updates.append((seq, subject, addresses, text,
+                            text[:mime.SNIPPET_LENGTH], attachments))
+        connection.execute("BEGIN")
+        connection.executemany(
+            "INSERT INTO message_text (rowid, subject, addresses, body) VALUES (?,?,?,?)",
+            [(seq, subject, addresses, text) for seq, subject, addresses, text, _, _ in updates])
+        connection.executemany(
+            "UPDATE messages SET snippet = ?, attachments = ?, indexed = 1 WHERE seq = ?",
+            [(snip, attachments, seq) for seq, _, _, _, snip, attachments in updates])
+        connection.execute("COMMIT")
+        self._unindexed = self._count_unindexed(connection)
+        return len(rows)
+
+    # -- reads (a small thread pool, one connection per thread) ----------
+    def _reader(self) -> sqlite3.Connection:
+        connection = getattr(self._local, "connection", None)
+        if connection is None:
+            assert self.path is not None
+            connection = self._local.connection = _connect(self.path)
+        return connection
+
+    async def _read(self, function: Callable[[sqlite3.Connection], Any]) -> Any:
+        assert self._loop is not None and self._reader_pool is not None
+        return await self._loop.run_in_executor(
+            self._reader_pool, lambda: function(self._reader()))
+
+    async def get(self, message_id: str) -> StoredMessage | None:
+        await self.catch_up()
+
+        def read(connection: sqlite3.Connection) -> StoredMessage | None:
+            row = connection.execute(
+                f"SELECT {SUMMARY_COLUMNS}, envelope, data FROM messages m"
+                " JOIN raw r ON r.seq = m.seq WHERE m.id = ?", (message_id,)).fetchone()
+            if row is None:
+                return None
+            return StoredMessage(_summary_from_row(row),
+                                 Envelope.from_dict(json.loads(row[-2])), bytes(row[-1]))
+        return await self._read(read)
+
+    async def get_raw(self, message_id: str) -> bytes | None:
+        def read(connection: sqlite3.Connection) -> bytes | None:
+            row = connection.execute(
+                "SELECT data FROM raw WHERE seq = (SELECT seq FROM messages WHERE id = ?)",
+                (message_id,)).fetchone()
+            return None if row is None else bytes(row[0])
+        return await self._read(read)
+
+    async def list(self, start: int = 0, limit: int = 50, query: str | None = None) -> Page:
+        await self.catch_up()
+        where, params = compile_query(query or "")
+
+        def read(connection: sqlite3.Connection) -> Page:
+            total = connection.execute(
+                f"SELECT count(*) FROM messages m WHERE {where}", params).fetchone()[0]
+            rows = connection.execute(
+                f"SELECT {SUMMARY_COLUMNS} FROM messages m WHERE {where}"
+                " ORDER BY m.seq DESC LIMIT ? OFFSET ?", (*params, limit, start)).fetchall()
+            return Page(total, start, [_summary_from_row(row) for row in rows])
+        return await self._read(read)
+
+    async def count(self) -> int:
+        return await self._read(
+            lambda connection: connection.execute("SELECT count(*) FROM messages").fetchone()[0])
