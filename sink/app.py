@@ -88,7 +88,13 @@ class SinkServer:
             lambda: SinkSMTP(self.handler, loop=loop, **kwargs), sock=smtp_sock, backlog=1024)
         self.smtp_port = smtp_sock.getsockname()[1]
 
-        app = create_app(s, self.store, self.events, lambda: self._ready)
+        try:
+            app = create_app(s, self.store, self.events, lambda: self._ready)
+        except ValueError as error:  # e.g. an unusable --ui-auth-file
+            self._smtp_server.close()
+            http_sock.close()
+            await self.store.close()
+            raise StartupError(str(error)) from None
         config = uvicorn.Config(app, log_level="warning", access_log=False,
                                 lifespan="off", timeout_graceful_shutdown=2)
         config.load()
@@ -107,6 +113,7 @@ class SinkServer:
         if self._smtp_server is not None:
             self._smtp_server.close()
             await self.tracker.drain(grace)
+        self.events.close()  # ends live event streams so HTTP can shut down
         if self._http_server is not None:
             self._http_server.should_exit = True
             if self._http_task is not None:

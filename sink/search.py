@@ -5,13 +5,20 @@ recipients, so BCC is findable), ``subject:``, ``has:attachment``, ``is:read``,
 ``is:unread``, ``before:YYYY-MM-DD``, ``after:YYYY-MM-DD``, and ``-`` before any term
 to negate it. Free text and subject use the FTS5 index; the result is a WHERE
 clause over the ``messages`` table aliased ``m``.
+
+Dates are UTC calendar days of the time the message was received: ``before:D``
+is everything received before day D began, ``after:D`` everything received after
+day D ended (as Gmail does). A full ISO time (``after:2026-11-23T10:30``) is an
+exact bound. Terms are ANDed.
 """
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 
 _TERM = re.compile(r'(-?)(?:(\w+):)?("(?:[^"]*)"?|\S+)')
+_WORD = re.compile(r"\w")
 
 
 class SearchError(ValueError):
@@ -22,10 +29,11 @@ def _fts_phrase(text: str) -> str:
     return '"' + text.replace('"', '""') + '"'
 
 
-def _fts_condition(column: str | None, text: str, prefix: bool) -> tuple[str, list]:
-    words = text.split()
+def _fts_condition(column: str | None, text: str, prefix: bool) -> tuple[str, list] | None:
+    # Words without a letter or digit are no tokens to FTS5: such a term says nothing.
+    words = [w for w in text.split() if _WORD.search(w)]
     if not words:
-        return "1", []
+        return None
     match = " ".join(_fts_phrase(w) + ("*" if prefix else "") for w in words) if prefix \
         else _fts_phrase(text)
     if column:
@@ -33,20 +41,32 @@ def _fts_condition(column: str | None, text: str, prefix: bool) -> tuple[str, li
     return "m.seq IN (SELECT rowid FROM message_text WHERE message_text MATCH ?)", [match]
 
 
-def _like(text: str) -> str:
+def _like(text: str, json_text: bool = False) -> str:
+    """A LIKE pattern for "contains text"; ``json_text`` for columns holding JSON,
+    where non-ASCII characters are stored as \\u escapes."""
+    if json_text:
+        text = json.dumps(text)[1:-1]
     escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return f"%{escaped}%"
 
 
-def _date(value: str, key: str) -> float:
+def _date(value: str, key: str) -> tuple[float, bool]:
+    """(Unix time, whether it is a whole day) for ``value`` (UTC unless it says)."""
     try:
         day = dt.date.fromisoformat(value)
+        return dt.datetime.combine(day, dt.time(), tzinfo=dt.timezone.utc).timestamp(), True
+    except ValueError:
+        pass
+    try:
+        moment = dt.datetime.fromisoformat(value)
     except ValueError:
         raise SearchError(f"{key}: wants a date like 2026-11-23, not {value!r}") from None
-    return dt.datetime.combine(day, dt.time(), tzinfo=dt.timezone.utc).timestamp()
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.timezone.utc)
+    return moment.timestamp(), False
 
 
-def _term_condition(key: str | None, value: str, quoted: bool) -> tuple[str, list]:
+def _term_condition(key: str | None, value: str, quoted: bool) -> tuple[str, list] | None:
     if key is None:
         return _fts_condition(None, value, prefix=not quoted)
     key = key.lower()
@@ -57,7 +77,7 @@ def _term_condition(key: str | None, value: str, quoted: bool) -> tuple[str, lis
         return ("(m.from_addr LIKE ? ESCAPE '\\' OR "
                 "json_extract(m.envelope, '$.mail_from') LIKE ? ESCAPE '\\')", [like, like])
     if key == "to":
-        like = _like(value)
+        like = _like(value, json_text=True)
         return ("(m.to_addrs LIKE ? ESCAPE '\\' OR m.cc_addrs LIKE ? ESCAPE '\\' OR "
                 "json_extract(m.envelope, '$.rcpt_tos') LIKE ? ESCAPE '\\')", [like] * 3)
     if key == "has":
@@ -71,9 +91,10 @@ def _term_condition(key: str | None, value: str, quoted: bool) -> tuple[str, lis
             return "m.is_read = 0", []
         raise SearchError(f"is: knows 'read' and 'unread', not {value!r}")
     if key == "before":
-        return "m.received_at < ?", [_date(value, key)]
+        return "m.received_at < ?", [_date(value, key)[0]]
     if key == "after":
-        return "m.received_at >= ?", [_date(value, key) + 86400]
+        moment, whole_day = _date(value, key)
+        return "m.received_at >= ?", [moment + 86400 if whole_day else moment]
     # An unknown "word:" is just text (e.g. a URL or a time like 10:30).
     return _fts_condition(None, f"{key}:{value}", prefix=False)
 
@@ -87,7 +108,10 @@ def compile_query(query: str) -> tuple[str, list]:
         value = value.strip('"')
         if not value:
             continue
-        sql, values = _term_condition(key or None, value, quoted)
+        condition = _term_condition(key or None, value, quoted)
+        if condition is None:
+            continue
+        sql, values = condition
         conditions.append(f"NOT ({sql})" if negate else sql)
         params.extend(values)
     return (" AND ".join(conditions) or "1"), params

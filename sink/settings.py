@@ -53,6 +53,12 @@ def _bool(text: str) -> bool:
     raise ValueError("must be true or false")
 
 
+def _readable_file(text: str) -> str:
+    if not os.path.isfile(text) or not os.access(text, os.R_OK):
+        raise ValueError("is not a readable file")
+    return text
+
+
 def _choice(*allowed: str) -> Callable[[str], str]:
     def parse(text: str) -> str:
         if text not in allowed:
@@ -91,6 +97,7 @@ OPTIONS: list[Option] = [
     Option("max_connections", _positive_int, "concurrent SMTP connections (421 past it)"),
     Option("idle_timeout", _positive_float, "seconds an SMTP client may stay silent before 421"),
     Option("log_level", _choice("debug", "info", "warning", "error"), "log verbosity"),
+    Option("ui_auth_file", _readable_file, "htpasswd file (bcrypt, htpasswd -B): HTTP basic auth for the UI and APIs"),
 ]
 
 
@@ -109,6 +116,7 @@ class Settings:
     max_connections: int = 200
     idle_timeout: float = 300.0
     log_level: str = "info"
+    ui_auth_file: str | None = None
 
     def replace(self, **changes: Any) -> "Settings":
         """A copy with some fields changed (validated like the CLI would)."""

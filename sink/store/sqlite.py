@@ -115,6 +115,8 @@ class SQLiteStore:
         self._local = threading.local()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._count = 0
+        # Kept by the writer thread so the inbox and the title counter never count rows.
+        self._unread = 0
         # Written only by the writer thread; read by the loop to skip needless waits.
         self._unindexed = 0
 
@@ -132,6 +134,8 @@ class SQLiteStore:
         try:
             connection.executescript(SCHEMA)
             self._count = connection.execute("SELECT count(*) FROM messages").fetchone()[0]
+            self._unread = connection.execute(
+                "SELECT count(*) FROM messages WHERE is_read = 0").fetchone()[0]
             self._unindexed = self._count_unindexed(connection)
         except sqlite3.DatabaseError as error:
             connection.close()
@@ -173,6 +177,10 @@ class SQLiteStore:
 
     async def mark_read(self, message_ids: Sequence[str], read: bool = True) -> list[str]:
         return await self._submit("mark_read", list(message_ids), read)
+
+    async def mark_all_read(self, read: bool = True) -> int:
+        """Mark every message read (or unread); return how many changed."""
+        return await self._submit("mark_all_read", read)
 
     async def catch_up(self) -> None:
         """Wait until every committed message is indexed (snippet, search)."""
@@ -224,6 +232,10 @@ class SQLiteStore:
             log.error("commit failed: %s", error)
             connection.execute("ROLLBACK") if connection.in_transaction else None
             results = [(job, None, error) for job in writes]
+            # The counters moved with statements that were rolled back: recount.
+            self._count = connection.execute("SELECT count(*) FROM messages").fetchone()[0]
+            self._unread = connection.execute(
+                "SELECT count(*) FROM messages WHERE is_read = 0").fetchone()[0]
         self._unindexed = self._count_unindexed(connection)
         if len(writes) < len(jobs):
             while self._index_some(connection, 1024):
@@ -255,6 +267,7 @@ class SQLiteStore:
              json.dumps(summary.cc), summary.subject, summary.date, summary.message_id))
         connection.execute("INSERT INTO raw (seq, data) VALUES (?, ?)", (cursor.lastrowid, raw))
         self._count += 1
+        self._unread += 1
         return message_id
 
     def _do_delete(self, connection: sqlite3.Connection, ids: list[str]) -> list[str]:
@@ -274,19 +287,32 @@ class SQLiteStore:
         connection.execute("DELETE FROM raw")
         connection.execute("DELETE FROM message_text")
         self._count = 0
+        self._unread = 0
         return count
 
     def _do_mark_read(self, connection: sqlite3.Connection, ids: list[str], read: bool) -> list[str]:
         changed = []
         for message_id in ids:
-            cursor = connection.execute("UPDATE messages SET is_read = ? WHERE id = ?",
-                                        (int(read), message_id))
+            # "is_read != ?" so that only real changes count (and move the unread counter).
+            cursor = connection.execute(
+                "UPDATE messages SET is_read = ? WHERE id = ? AND is_read != ?",
+                (int(read), message_id, int(read)))
             if cursor.rowcount:
                 changed.append(message_id)
+        self._unread += -len(changed) if read else len(changed)
         return changed
+
+    def _do_mark_all_read(self, connection: sqlite3.Connection, read: bool) -> int:
+        cursor = connection.execute("UPDATE messages SET is_read = ? WHERE is_read != ?",
+                                    (int(read), int(read)))
+        self._unread = 0 if read else self._count
+        return cursor.rowcount
 
     def _delete_seqs(self, connection: sqlite3.Connection, seqs: list[int]) -> None:
         marks = ",".join("?" * len(seqs))
+        self._unread -= connection.execute(
+            f"SELECT count(*) FROM messages WHERE is_read = 0 AND seq IN ({marks})",
+            seqs).fetchone()[0]
         connection.execute(f"DELETE FROM messages WHERE seq IN ({marks})", seqs)
         connection.execute(f"DELETE FROM raw WHERE seq IN ({marks})", seqs)
         connection.execute(f"DELETE FROM message_text WHERE rowid IN ({marks})", seqs)
@@ -372,19 +398,36 @@ class SQLiteStore:
             return None if row is None else bytes(row[0])
         return await self._read(read)
 
-    async def list(self, start: int = 0, limit: int = 50, query: str | None = None) -> Page:
+    async def list(self, start: int = 0, limit: int = 50, query: str | None = None,
+                   before: str | None = None) -> Page:
+        """Newest first. ``before`` (a message id) pages by key instead of by offset:
+        rows older than that message, as fast on page 2,000 as on page 1."""
         await self.catch_up()
         where, params = compile_query(query or "")
+        cached_total = self._count if where == "1" else None
 
         def read(connection: sqlite3.Connection) -> Page:
-            total = connection.execute(
-                f"SELECT count(*) FROM messages m WHERE {where}", params).fetchone()[0]
+            conditions, values = where, list(params)
+            if before is not None:
+                row = connection.execute("SELECT seq FROM messages WHERE id = ?",
+                                         (before,)).fetchone()
+                if row is None:
+                    raise ValueError(f"before: no message with id {before!r} (deleted?)")
+                conditions, values = f"m.seq < ? AND ({where})", [row[0], *params]
+            total = cached_total
+            if total is None:
+                total = connection.execute(
+                    f"SELECT count(*) FROM messages m WHERE {where}", params).fetchone()[0]
             rows = connection.execute(
-                f"SELECT {SUMMARY_COLUMNS} FROM messages m WHERE {where}"
-                " ORDER BY m.seq DESC LIMIT ? OFFSET ?", (*params, limit, start)).fetchall()
+                f"SELECT {SUMMARY_COLUMNS} FROM messages m WHERE {conditions}"
+                " ORDER BY m.seq DESC LIMIT ? OFFSET ?", (*values, limit, start)).fetchall()
             return Page(total, start, [_summary_from_row(row) for row in rows])
         return await self._read(read)
 
     async def count(self) -> int:
         return await self._read(
             lambda connection: connection.execute("SELECT count(*) FROM messages").fetchone()[0])
+
+    def counts(self) -> tuple[int, int]:
+        """(messages, unread) from counters the writer keeps: free to call per event."""
+        return max(self._count, 0), max(self._unread, 0)

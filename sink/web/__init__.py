@@ -16,7 +16,10 @@ from ..events import EventBus
 from ..settings import Settings
 from ..store import Store
 from .api import create_api
+from .auth import BasicAuthMiddleware, load_htpasswd
 from .errors import JSON_EXCEPTION_HANDLERS
+from .ui import ui_routes
+from .viewer import MessageViews
 
 
 def create_app(settings: Settings, store: Store, events: EventBus,
@@ -29,9 +32,15 @@ def create_app(settings: Settings, store: Store, events: EventBus,
             return JSONResponse({"status": "ready"})
         return JSONResponse({"status": "starting"}, status_code=503)
 
+    views = MessageViews(store)
     routes = [
         Route("/livez", livez),
         Route("/readyz", readyz),
-        Mount("/api/v3", app=create_api(store, events)),
+        Mount("/api/v3", app=create_api(store, events, views)),
     ]
-    return Starlette(routes=routes, exception_handlers=JSON_EXCEPTION_HANDLERS)
+    routes += ui_routes(store, events, views)
+    app = Starlette(routes=routes, exception_handlers=JSON_EXCEPTION_HANDLERS)
+    if settings.ui_auth_file:
+        # Raises AuthFileError (a ValueError) for an unusable file.
+        app.add_middleware(BasicAuthMiddleware, users=load_htpasswd(settings.ui_auth_file))
+    return app

@@ -1,0 +1,110 @@
+"""The inspector's HTML pages: the inbox, its row fragments, the message view, and
+the message's HTML body as a sandboxed document.
+
+Pages are rendered on the server (Jinja2, autoescaped); ``static/app.js`` adds
+live updates (the ``/api/v3/events`` stream), endless scroll (keyset pages of
+rows from ``/inbox/rows``), selection and the actions, all through ``/api/v3``.
+"""
+from __future__ import annotations
+
+import os
+import urllib.parse
+
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from ..events import EventBus
+from ..search import SearchError
+from ..store import Store
+from . import frame
+from .api import part_url
+from .templating import PAGE_HEADERS, render
+from .viewer import MessageViews, recipients_only_in_envelope
+
+PAGE_SIZE = 50
+RAW_SHOWN = 512 * 1024   # the raw tab shows this much; the download has it all
+STATIC_DIR = os.path.join(os.path.dirname(__file__), "static")
+
+
+def ui_routes(store: Store, events: EventBus, views: MessageViews) -> list:
+    async def rows_page(query: str, before: str | None):
+        """(summaries, error, more) for one page of the inbox."""
+        try:
+            page = await store.list(0, PAGE_SIZE, query, before)
+        except (SearchError, ValueError) as error:
+            return [], str(error), False, 0
+        return page.summaries, None, len(page.summaries) == PAGE_SIZE, page.total
+
+    async def inbox(request: Request) -> Response:
+        query = request.query_params.get("q", "")
+        summaries, error, more, matching = await rows_page(query, None)
+        total, unread = store.counts()
+        return render("inbox.html", headers=PAGE_HEADERS, page="inbox", query=query,
+                      summaries=summaries, error=error, more=more, total=total,
+                      unread=unread, matching=matching)
+
+    async def rows(request: Request) -> Response:
+        query = request.query_params.get("q", "")
+        summaries, error, more, matching = await rows_page(
+            query, request.query_params.get("before") or None)
+        status = 400 if error else 200
+        return render("_rows.html", status_code=status, headers=PAGE_HEADERS,
+                      summaries=summaries, error=error, more=more, matching=matching)
+
+    async def message(request: Request) -> Response:
+        message_id = request.path_params["id"]
+        found = await views.get(message_id)
+        if found is None:
+            total, unread = store.counts()
+            return render("not_found.html", status_code=404, headers=PAGE_HEADERS,
+                          page="message", query="", total=total, unread=unread)
+        stored, view = found
+        if not stored.summary.read:
+            if await store.mark_read([message_id], True):
+                events.publish("read", ids=[message_id])
+        total, unread = store.counts()
+        raw_text = stored.raw[:RAW_SHOWN].decode("utf-8", "replace")
+        html = view.parsed.html if view.parsed else None
+        return render(
+            "message.html", headers=PAGE_HEADERS, page="message", query="",
+            total=total, unread=unread, m=stored.summary, envelope=stored.envelope, view=view,
+            bcc=recipients_only_in_envelope(stored, view), raw_text=raw_text,
+            raw_truncated=len(stored.raw) > RAW_SHOWN, raw_size=len(stored.raw),
+            raw_headers=stored.raw.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0]
+            .decode("utf-8", "replace"),
+            remote_images=frame.count_remote_images(html),
+            quoted_id=urllib.parse.quote(message_id), part_url=part_url)
+
+    async def message_html(request: Request) -> Response:
+        message_id = request.path_params["id"]
+        found = await views.get(message_id)
+        if found is None:
+            return HTMLResponse("message not found", status_code=404)
+        _, view = found
+        html = view.parsed.html if view.parsed else None
+        if html is None:
+            return HTMLResponse("this message has no HTML part", status_code=404)
+
+        def resolve(reference: str) -> str | None:
+            index = view.part_for_cid(reference)
+            return None if index is None else part_url(message_id, index) + "?inline=1"
+
+        body = frame.rewrite_html(html, resolve)
+        origin = f"{request.url.scheme}://{request.headers.get('host', '')}"
+        policy = frame.content_security_policy(
+            origin, part_url(message_id, 0)[:-1], bool(request.query_params.get("remote")))
+        return HTMLResponse(body, headers={
+            "Content-Security-Policy": policy, "X-Content-Type-Options": "nosniff",
+            "Referrer-Policy": "no-referrer", "X-DNS-Prefetch-Control": "off",
+            "Cache-Control": "private, no-cache"})
+
+    return [
+        Route("/", inbox, methods=["GET"]),
+        Route("/inbox/rows", rows, methods=["GET"]),
+        Route("/message/{id}", message, methods=["GET"]),
+        Route("/message/{id}/html", message_html, methods=["GET"]),
+        Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"),
+    ]
+
