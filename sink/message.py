@@ -83,8 +83,18 @@ def _address_list(values: list[str]) -> list[str]:
     for name, addr in email.utils.getaddresses(decoded):
         if not addr and not name:
             continue
-        addresses.append(email.utils.formataddr((name, addr)) if name else addr)
+        addresses.append(_display_address(name, addr) if name else addr)
     return addresses
+
+
+_SPECIALS = re.compile(r'[()<>@,;:\\".\[\]]')
+
+
+def _display_address(name: str, addr: str) -> str:
+    """``Name <addr>`` in readable Unicode (``formataddr`` would RFC 2047-encode it)."""
+    if _SPECIALS.search(name):
+        name = '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return f"{name} <{addr}>"
 
 
 def summarize(raw: bytes) -> HeaderSummary:

@@ -88,7 +88,7 @@ def message_json(stored: StoredMessage, view: MessageView) -> dict[str, Any]:
         "text": parsed.text if parsed else None,
         "html": parsed.html if parsed else None,
         "parts": [part_json(message_id, p, view) for p in parsed.parts] if parsed else [],
-        "attachments": [part_json(message_id, p, view) for p in parsed.attachments]
+        "attachment_parts": [part_json(message_id, p, view) for p in parsed.attachments]
         if parsed else [],
         "defects": parsed.defects if parsed else [],
         "parse_error": view.error,

@@ -33,7 +33,7 @@ DESCRIPTION: dict[str, Any] = {
         "description": (
             "Every message the sink caught: list and search, details, parts, raw source, "
             "read state, deletion, and a live event stream. Errors are JSON "
-            '`{"error": "..."}` with a 4xx/5xx status. With `--ui-auth-file` every call '
+            '{"error": "..."} with a 4xx/5xx status. With --ui-auth-file every call '
             "needs HTTP basic auth."),
     },
     "paths": {
@@ -170,7 +170,8 @@ DESCRIPTION: dict[str, Any] = {
                     "name": {"type": "string"}, "value": {"type": "string"}}}},
                 "text": {"type": ["string", "null"]}, "html": {"type": ["string", "null"]},
                 "parts": {"type": "array", "items": _ref("Part")},
-                "attachments": {"type": "array", "items": _ref("Part")},
+                "attachment_parts": {"type": "array", "items": _ref("Part"),
+                                     "description": "the parts that are attachments"},
                 "defects": {"type": "array", "items": {"type": "string"}},
                 "parse_error": {"type": ["string", "null"]},
                 "raw_url": {"type": "string"}}}]},
