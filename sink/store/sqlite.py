@@ -131,7 +131,10 @@ class SQLiteStore:
             if not os.path.isdir(directory):
                 raise OSError(f"database directory does not exist: {directory}")
         self._loop = asyncio.get_running_loop()
-        connection = _connect(self.path)
+        try:
+            connection = _connect(self.path)
+        except sqlite3.Error as error:
+            raise OSError(f"cannot use database {self.path}: {error}") from None
         try:
             connection.executescript(SCHEMA)
             self._count = connection.execute("SELECT count(*) FROM messages").fetchone()[0]
@@ -225,7 +228,8 @@ class SQLiteStore:
             connection.execute("COMMIT")
         except sqlite3.Error as error:
             log.error("commit failed: %s", error)
-            connection.execute("ROLLBACK") if connection.in_transaction else None
+            if connection.in_transaction:
+                connection.execute("ROLLBACK")
             results = [(job, None, error) for job in writes]
         self._unindexed = self._count_unindexed(connection)
         if len(writes) < len(jobs):
