@@ -67,6 +67,7 @@ SUMMARY_COLUMNS = ("id, received_at, size, from_addr, to_addrs, cc_addrs, subjec
                    "date_header, message_id, snippet, attachments, is_read")
 
 BATCH_LIMIT = 256          # messages per group commit
+PRUNE_CHUNK = 500          # retention deletes at most this many per commit, so it never stalls ingest
 INDEX_CHUNK = 32           # messages indexed between checks for new mail
 # Indexing waits for this much quiet, so a burst of mail is taken in at full speed
 # and indexed right after it (reads that need the index wait for it: catch_up).
@@ -214,9 +215,13 @@ class SQLiteStore:
         while True:
             if not pending:
                 try:
-                    job = self._jobs.get(timeout=INDEX_AFTER_IDLE if self._unindexed else None)
+                    idle_work = self._unindexed or self._excess() > 0
+                    job = self._jobs.get(timeout=INDEX_AFTER_IDLE if idle_work else None)
                 except queue.Empty:
-                    self._index_some(connection, INDEX_CHUNK)
+                    if self._excess() > 0:
+                        self._run_batch(connection, [])  # retention left over from a big prune
+                    else:
+                        self._index_some(connection, INDEX_CHUNK)
                     continue
                 pending.append(job)
             # Drain whatever else is queued right now: that is the group commit.
@@ -335,15 +340,17 @@ class SQLiteStore:
         connection.execute(f"DELETE FROM message_text WHERE rowid IN ({marks})", seqs)
         self._count -= len(seqs)
 
+    def _excess(self) -> int:
+        return self._count - self.max_messages if self.max_messages else 0
+
     def _prune(self, connection: sqlite3.Connection) -> list[str]:
         """Retention: drop the oldest messages past ``max_messages``."""
-        excess = self._count - self.max_messages if self.max_messages else 0
+        excess = min(self._excess(), PRUNE_CHUNK)
         if excess <= 0:
             return []
         rows = connection.execute("SELECT seq, id FROM messages ORDER BY seq LIMIT ?",
                                   (excess,)).fetchall()
-        for start in range(0, len(rows), 500):
-            self._delete_seqs(connection, [seq for seq, _ in rows[start:start + 500]])
+        self._delete_seqs(connection, [seq for seq, _ in rows])
         return [message_id for _, message_id in rows]
 
     def _index_some(self, connection: sqlite3.Connection, limit: int) -> int:

@@ -130,3 +130,34 @@ def test_not_a_database_is_refused_without_touching_it(tmp_path):
     with pytest.raises(OSError, match="cannot use database"):
         run(SQLiteStore(str(path)).open())
     assert path.read_bytes() == b"not sqlite at all" * 64
+
+
+def test_lowering_retention_prunes_in_chunks_without_blocking_adds(tmp_path):
+    path = str(tmp_path / "m.db")
+
+    async def fill():
+        store = SQLiteStore(path)
+        await store.open()
+        await asyncio.gather(*(store.add(b"Subject: %d\r\n\r\nx\r\n" % n, envelope(n))
+                               for n in range(1500)))
+        await store.close()
+
+    async def reopen_smaller():
+        pruned: list[str] = []
+        store = SQLiteStore(path, max_messages=100, on_pruned=pruned.extend)
+        await store.open()
+        # The first add is answered after at most one chunk of pruning.
+        await store.add(b"Subject: new\r\n\r\nx\r\n", envelope())
+        first_round = len(pruned)
+        for _ in range(200):
+            if await store.count() == 100:
+                break
+            await asyncio.sleep(0.05)
+        page = await store.list(0, 1)
+        await store.close()
+        return first_round, len(pruned), page
+    run(fill())
+    first_round, total_pruned, page = run(reopen_smaller())
+    assert first_round <= 500
+    assert total_pruned == 1401
+    assert page.total == 100 and page.summaries[0].subject == "new"
