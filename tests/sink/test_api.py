@@ -10,7 +10,7 @@ from email.message import EmailMessage
 import httpx
 import pytest
 
-from ui_helpers import listing, send, simple
+from tests.sink.ui_helpers import listing, send, simple
 
 
 def api(sink, path: str) -> str:

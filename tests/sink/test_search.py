@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from sink.search import SearchError, compile_query
-from ui_helpers import listing, send, simple, subjects
+from tests.sink.ui_helpers import listing, send, simple, subjects
 
 
 @pytest.fixture

@@ -18,8 +18,8 @@ from email.message import EmailMessage
 
 import pytest
 
-from conftest import require_tool
-from ui_helpers import listing, send, simple
+from tests.conftest import require_tool
+from tests.sink.ui_helpers import listing, send, simple
 
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update",

@@ -6,7 +6,7 @@ import re
 
 import httpx
 
-from ui_helpers import listing, send, simple
+from tests.sink.ui_helpers import listing, send, simple
 
 
 def only_id(sink) -> str:

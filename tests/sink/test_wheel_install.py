@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 import venv
@@ -24,9 +25,14 @@ def run(*args: str, cwd: str) -> str:
 
 
 def test_wheel_serves_pages_from_outside_the_source_tree(tmp_path):
+    # Build from a copy: an in-tree build leaves build/ and *.egg-info behind, and an
+    # egg-info next to the tests would register its entry points with pytest.
+    source = tmp_path / "source"
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(
+        ".git", "bench", "build", "dist", "*.egg-info", "__pycache__", ".venv", ".pytest_cache"))
     wheels = tmp_path / "wheels"
     run(sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
-        "--no-cache-dir", "-q", "-w", str(wheels), ROOT, cwd=str(tmp_path))
+        "--no-cache-dir", "-q", "-w", str(wheels), str(source), cwd=str(tmp_path))
     (wheel,) = wheels.glob("mailsink-*.whl")
     environment = tmp_path / "venv"
     venv.create(environment, system_site_packages=True, with_pip=False)
