@@ -3,8 +3,9 @@
 ``free text``, ``"quoted phrase"``, ``from:``, ``to:`` (header To/Cc and envelope
 recipients, so BCC is findable), ``subject:``, ``has:attachment``, ``is:read``,
 ``is:unread``, ``before:YYYY-MM-DD``, ``after:YYYY-MM-DD``, and ``-`` before any term
-to negate it. Free text and subject use the FTS5 index; the result is a WHERE
-clause over the ``messages`` table aliased ``m``.
+to negate it. Free text and subject use the FTS5 word index, ``from:`` and ``to:``
+the trigram index of addresses (substrings); the result is a WHERE clause over
+the ``messages`` table aliased ``m``.
 
 Dates are UTC calendar days of the time the message was received: ``before:D``
 is everything received before day D began, ``after:D`` everything received after
@@ -14,7 +15,6 @@ exact bound. Terms are ANDed.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import re
 
 _TERM = re.compile(r'(-?)(?:(\w+):)?("(?:[^"]*)"?|\S+)')
@@ -41,13 +41,18 @@ def _fts_condition(column: str | None, text: str, prefix: bool) -> tuple[str, li
     return "m.seq IN (SELECT rowid FROM message_text WHERE message_text MATCH ?)", [match]
 
 
-def _like(text: str, json_text: bool = False) -> str:
-    """A LIKE pattern for "contains text"; ``json_text`` for columns holding JSON,
-    where non-ASCII characters are stored as \\u escapes."""
-    if json_text:
-        text = json.dumps(text)[1:-1]
-    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
+def _address_condition(column: str, value: str) -> tuple[str, list]:
+    """``column`` of the trigram address index contains ``value`` (ASCII case ignored).
+
+    The trigram index does not support LIKE's ESCAPE, so a ``%`` or ``_`` in the
+    value is a wildcard there, and ``instr`` then insists on the literal text.
+    """
+    sql = f"m.seq IN (SELECT rowid FROM message_addresses WHERE {column} LIKE ?"
+    params: list = [f"%{value}%"]
+    if "%" in value or "_" in value:
+        sql += f" AND instr(lower({column}), lower(?)) > 0"
+        params.append(value)
+    return sql + ")", params
 
 
 def _date(value: str, key: str) -> tuple[float, bool]:
@@ -73,13 +78,9 @@ def _term_condition(key: str | None, value: str, quoted: bool) -> tuple[str, lis
     if key == "subject":
         return _fts_condition("subject", value, prefix=not quoted)
     if key == "from":
-        like = _like(value)
-        return ("(m.from_addr LIKE ? ESCAPE '\\' OR "
-                "json_extract(m.envelope, '$.mail_from') LIKE ? ESCAPE '\\')", [like, like])
+        return _address_condition("sender", value)
     if key == "to":
-        like = _like(value, json_text=True)
-        return ("(m.to_addrs LIKE ? ESCAPE '\\' OR m.cc_addrs LIKE ? ESCAPE '\\' OR "
-                "json_extract(m.envelope, '$.rcpt_tos') LIKE ? ESCAPE '\\')", [like] * 3)
+        return _address_condition("recipients", value)
     if key == "has":
         if value.lower() in ("attachment", "attachments"):
             return "m.attachments > 0", []

@@ -73,6 +73,7 @@ class Page:
     total: int
     start: int
     summaries: list[Summary]
+    total_exact: bool = True     # False: more than ``total`` match (counting stopped)
 
 
 class Store(Protocol):
@@ -85,8 +86,9 @@ class Store(Protocol):
     async def get(self, message_id: str) -> StoredMessage | None: ...
     async def get_raw(self, message_id: str) -> bytes | None: ...
     async def list(self, start: int = 0, limit: int = 50, query: str | None = None,
-                   before: str | None = None) -> Page:
-        """Newest first; ``before`` = a message id: only older ones (keyset paging)."""
+                   before: str | None = None, count_limit: int | None = None) -> Page:
+        """Newest first; ``before`` = a message id: only older ones (keyset paging);
+        ``count_limit``: stop counting search matches there (``total_exact`` False)."""
     async def count(self) -> int: ...
     def counts(self) -> tuple[int, int]:
         """(messages, unread), cheap enough to call for every event."""

@@ -61,6 +61,22 @@ CREATE TABLE IF NOT EXISTS raw (
 CREATE VIRTUAL TABLE IF NOT EXISTS message_text USING fts5(
     subject, addresses, body, tokenize = 'unicode61 remove_diacritics 2'
 );
+-- from: and to: search substrings of addresses; a trigram index answers LIKE '%x%'
+-- without reading every row (sender: From + MAIL FROM; recipients: To, Cc, RCPT TO).
+CREATE VIRTUAL TABLE IF NOT EXISTS message_addresses USING fts5(
+    sender, recipients, tokenize = 'trigram'
+);
+"""
+
+# For a database made before message_addresses existed: fill it from the columns.
+BACKFILL_ADDRESSES = """
+INSERT INTO message_addresses (rowid, sender, recipients)
+SELECT m.seq, m.from_addr || ' ' || coalesce(json_extract(m.envelope, '$.mail_from'), ''),
+       coalesce((SELECT group_concat(value, ', ') FROM (
+           SELECT value FROM json_each(m.to_addrs) UNION ALL
+           SELECT value FROM json_each(m.cc_addrs) UNION ALL
+           SELECT value FROM json_each(m.envelope, '$.rcpt_tos'))), '')
+FROM messages m WHERE m.indexed = 1
 """
 
 SUMMARY_COLUMNS = ("id, received_at, size, from_addr, to_addrs, cc_addrs, subject, "
@@ -147,6 +163,9 @@ class SQLiteStore:
         try:
             connection.executescript(SCHEMA)
             self._count = connection.execute("SELECT count(*) FROM messages").fetchone()[0]
+            if self._count and connection.execute(
+                    "SELECT rowid FROM message_addresses LIMIT 1").fetchone() is None:
+                connection.execute(BACKFILL_ADDRESSES)
             self._unread = connection.execute(
                 "SELECT count(*) FROM messages WHERE is_read = 0").fetchone()[0]
             self._unindexed = self._count_unindexed(connection)
@@ -332,6 +351,7 @@ class SQLiteStore:
         connection.execute("DELETE FROM messages")
         connection.execute("DELETE FROM raw")
         connection.execute("DELETE FROM message_text")
+        connection.execute("DELETE FROM message_addresses")
         self._count = 0
         self._unread = 0
         return count
@@ -364,6 +384,7 @@ class SQLiteStore:
         connection.execute(f"DELETE FROM messages WHERE seq IN ({marks})", seqs)
         connection.execute(f"DELETE FROM raw WHERE seq IN ({marks})", seqs)
         connection.execute(f"DELETE FROM message_text WHERE rowid IN ({marks})", seqs)
+        connection.execute(f"DELETE FROM message_addresses WHERE rowid IN ({marks})", seqs)
         self._count -= len(seqs)
 
     def _excess(self) -> int:
@@ -389,6 +410,7 @@ class SQLiteStore:
             self._unindexed = 0
             return 0
         updates = []
+        address_rows: list[tuple[int, str, str]] = []
         assert self.files is not None
         for seq, subject, from_addr, to_addrs, cc_addrs, envelope_json, data, file in rows:
             envelope = json.loads(envelope_json)
@@ -400,15 +422,20 @@ class SQLiteStore:
             except Exception:  # a parser bug must never wedge the indexer
                 log.exception("could not parse message %s", seq)
                 text, attachments = "", 0
-            addresses = " ".join([from_addr, envelope.get("mail_from", ""),
-                                  *json.loads(to_addrs), *json.loads(cc_addrs),
-                                  *envelope.get("rcpt_tos", [])])
+            sender = f"{from_addr} {envelope.get('mail_from', '')}"
+            recipients = ", ".join([*json.loads(to_addrs), *json.loads(cc_addrs),
+                                    *envelope.get("rcpt_tos", [])])
+            addresses = f"{sender} {recipients}"
             updates.append((seq, subject, addresses, text,
                             text[:mime.SNIPPET_LENGTH], attachments))
+            address_rows.append((seq, sender, recipients))
         connection.execute("BEGIN")
         connection.executemany(
             "INSERT INTO message_text (rowid, subject, addresses, body) VALUES (?,?,?,?)",
             [(seq, subject, addresses, text) for seq, subject, addresses, text, _, _ in updates])
+        connection.executemany(
+            "INSERT INTO message_addresses (rowid, sender, recipients) VALUES (?,?,?)",
+            address_rows)
         connection.executemany(
             "UPDATE messages SET snippet = ?, attachments = ?, indexed = 1 WHERE seq = ?",
             [(snip, attachments, seq) for seq, _, _, _, snip, attachments in updates])
@@ -464,9 +491,14 @@ class SQLiteStore:
         return await self._read(read)
 
     async def list(self, start: int = 0, limit: int = 50, query: str | None = None,
-                   before: str | None = None) -> Page:
+                   before: str | None = None, count_limit: int | None = None) -> Page:
         """Newest first. ``before`` (a message id) pages by key instead of by offset:
-        rows older than that message, as fast on page 2,000 as on page 1."""
+        rows older than that message, as fast on page 2,000 as on page 1.
+
+        The total of a search is counted, which reads every match: ``count_limit``
+        stops at that many (``Page.total_exact`` is then False; 0 does not count at
+        all, for pages after the first). The unsearched
+        total is a counter, always exact and free."""
         await self.catch_up()
         where, params = compile_query(query or "")
         cached_total = self._count if where == "1" else None
@@ -479,14 +511,22 @@ class SQLiteStore:
                 if row is None:
                     raise ValueError(f"before: no message with id {before!r} (deleted?)")
                 conditions, values = f"m.seq < ? AND ({where})", [row[0], *params]
-            total = cached_total
-            if total is None:
+            total, exact = cached_total, True
+            if total is None and count_limit == 0:
+                total, exact = 0, False
+            elif total is None and count_limit:
+                total = connection.execute(
+                    f"SELECT count(*) FROM (SELECT 1 FROM messages m WHERE {where} LIMIT ?)",
+                    (*params, count_limit + 1)).fetchone()[0]
+                exact = total <= count_limit
+                total = min(total, count_limit)
+            elif total is None:
                 total = connection.execute(
                     f"SELECT count(*) FROM messages m WHERE {where}", params).fetchone()[0]
             rows = connection.execute(
                 f"SELECT {SUMMARY_COLUMNS} FROM messages m WHERE {conditions}"
                 " ORDER BY m.seq DESC LIMIT ? OFFSET ?", (*values, limit, start)).fetchall()
-            return Page(total, start, [_summary_from_row(row) for row in rows])
+            return Page(total, start, [_summary_from_row(row) for row in rows], exact)
         return await self._read(read)
 
     async def count(self) -> int:

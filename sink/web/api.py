@@ -28,6 +28,7 @@ from .templating import PAGE_HEADERS, render
 from .viewer import MessageView, MessageViews, recipients_only_in_envelope
 
 MAX_LIMIT = 1000
+COUNT_LIMIT = 10_000   # a search's total is counted up to here (counting reads every match)
 KEEPALIVE_SECONDS = 15.0
 # Served parts can be anything (text/html included): never active in our origin.
 PART_HEADERS = {"Content-Security-Policy": "sandbox; default-src 'none'; img-src data:; "
@@ -141,12 +142,14 @@ def create_api(store: Store, events: EventBus, views: MessageViews | None = None
             start = _int_param(request, "start", 0, 0, 10**9)
             limit = _int_param(request, "limit", 50, 1, MAX_LIMIT)
             before = request.query_params.get("before") or None
-            page = await store.list(start, limit, request.query_params.get("query"), before)
+            page = await store.list(start, limit, request.query_params.get("query"), before,
+                                    count_limit=COUNT_LIMIT)
         except (ValueError, SearchError) as error:
             return json_error(400, str(error))
         total, unread = store.counts()
         more = len(page.summaries) == limit
-        return JSONResponse({"total": page.total, "unread": unread, "start": page.start,
+        return JSONResponse({"total": page.total, "total_exact": page.total_exact,
+                             "unread": unread, "start": page.start,
                              "count": len(page.summaries),
                              "next_before": page.summaries[-1].id if more else None,
                              "messages": [s.to_json() for s in page.summaries]})

@@ -135,7 +135,8 @@ DESCRIPTION: dict[str, Any] = {
                 "message_id": {"type": "string"}, "snippet": {"type": "string"},
                 "attachments": {"type": "integer"}, "read": {"type": "boolean"}}},
             "MessageList": {"type": "object", "properties": {
-                "total": {"type": "integer", "description": "messages matching the query"},
+                "total": {"type": "integer", "description": "messages matching the query (a search is counted up to 10,000)"},
+                "total_exact": {"type": "boolean", "description": "false when more than total match"},
                 "unread": {"type": "integer", "description": "unread messages in the sink"},
                 "start": {"type": "integer"}, "count": {"type": "integer"},
                 "next_before": {"type": ["string", "null"],

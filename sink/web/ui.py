@@ -19,7 +19,7 @@ from ..events import EventBus
 from ..search import SearchError
 from ..store import Store
 from . import frame
-from .api import part_url
+from .api import COUNT_LIMIT, part_url
 from .templating import PAGE_HEADERS, render
 from .viewer import MessageViews, recipients_only_in_envelope
 
@@ -29,17 +29,19 @@ STATIC_DIR = os.path.join(os.path.dirname(__file__), "static")
 
 
 def ui_routes(store: Store, events: EventBus, views: MessageViews) -> list:
-    async def rows_page(query: str, before: str | None):
-        """(summaries, error, more) for one page of the inbox."""
+    async def rows_page(query: str, before: str | None, count: bool):
+        """(summaries, error, more, matching) for one page of the inbox."""
         try:
-            page = await store.list(0, PAGE_SIZE, query, before)
+            page = await store.list(0, PAGE_SIZE, query, before,
+                                    count_limit=COUNT_LIMIT if count else 0)
         except (SearchError, ValueError) as error:
-            return [], str(error), False, 0
-        return page.summaries, None, len(page.summaries) == PAGE_SIZE, page.total
+            return [], str(error), False, ""
+        matching = f"{page.total:,}" + ("" if page.total_exact else "+")
+        return page.summaries, None, len(page.summaries) == PAGE_SIZE, matching
 
     async def inbox(request: Request) -> Response:
         query = request.query_params.get("q", "")
-        summaries, error, more, matching = await rows_page(query, None)
+        summaries, error, more, matching = await rows_page(query, None, count=True)
         total, unread = store.counts()
         return render("inbox.html", headers=PAGE_HEADERS, page="inbox", query=query,
                       summaries=summaries, error=error, more=more, total=total,
@@ -47,8 +49,9 @@ def ui_routes(store: Store, events: EventBus, views: MessageViews) -> list:
 
     async def rows(request: Request) -> Response:
         query = request.query_params.get("q", "")
+        # Rows for endless scroll and live updates: the page shows no count for them.
         summaries, error, more, matching = await rows_page(
-            query, request.query_params.get("before") or None)
+            query, request.query_params.get("before") or None, count=False)
         status = 400 if error else 200
         return render("_rows.html", status_code=status, headers=PAGE_HEADERS,
                       summaries=summaries, error=error, more=more, matching=matching)

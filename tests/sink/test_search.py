@@ -114,3 +114,39 @@ def test_compile_query_shapes():
     assert params == ['subject : ("a b")']
     with pytest.raises(SearchError):
         compile_query("after:2026-13-45")
+
+
+def test_address_wildcard_characters_are_literal(sink):
+    send(sink, simple("underscore", sender="first_last@example.com"))
+    send(sink, simple("look-alike", sender="firstXlast@example.com"))
+    send(sink, simple("percent", sender="100%real@example.com"))
+    assert subjects(sink, "from:first_last") == ["underscore"]
+    assert subjects(sink, "from:100%r") == ["percent"]
+    assert subjects(sink, "from:FIRSTxLAST") == ["look-alike"]          # ASCII case ignored
+
+
+def test_address_index_is_rebuilt_for_an_older_database(tmp_path):
+    import sqlite3
+
+    from sink import Sink
+
+    db = str(tmp_path / "old.db")
+    with Sink(db=db) as first:
+        send(first, simple("kept", sender="keeper@example.com"), rcpt=["bcc-me@example.org"])
+        assert subjects(first, "from:keeper") == ["kept"]
+    with sqlite3.connect(db) as connection:       # as a database from before the index
+        connection.execute("DROP TABLE message_addresses")
+    with Sink(db=db) as second:
+        assert subjects(second, "from:keeper") == ["kept"]
+        assert subjects(second, "to:bcc-me") == ["kept"]
+
+
+def test_search_count_can_stop_early(sink):
+    for n in range(5):
+        send(sink, simple(f"counted {n}"))
+    store = sink.server.store
+    page = sink.call(store.list(0, 2, "counted", count_limit=3))
+    assert (page.total, page.total_exact, len(page.summaries)) == (3, False, 2)
+    page = sink.call(store.list(0, 2, "counted", count_limit=10))
+    assert (page.total, page.total_exact) == (5, True)
+    assert sink.call(store.list(0, 2, "", count_limit=3)).total == 5   # a counter: exact
