@@ -53,6 +53,9 @@ CREATE TABLE IF NOT EXISTS messages (
     indexed      INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS messages_unindexed ON messages(seq) WHERE indexed = 0;
+-- has:attachment and is:unread without reading every row
+CREATE INDEX IF NOT EXISTS messages_with_attachments ON messages(seq) WHERE attachments > 0;
+CREATE INDEX IF NOT EXISTS messages_unread ON messages(seq) WHERE is_read = 0;
 CREATE TABLE IF NOT EXISTS raw (
     seq   INTEGER PRIMARY KEY,
     data  BLOB NOT NULL,         -- the message, or empty when it is in a file
@@ -512,7 +515,18 @@ class SQLiteStore:
                     raise ValueError(f"before: no message with id {before!r} (deleted?)")
                 conditions, values = f"m.seq < ? AND ({where})", [row[0], *params]
             total, exact = cached_total, True
-            if total is None and count_limit == 0:
+            if total is None and count_limit and before is None:
+                # One pass finds the newest count_limit + 1 matches: their number is the
+                # (capped) total and the page is a slice of them, so the search runs once.
+                seqs = [seq for (seq,) in connection.execute(
+                    f"SELECT m.seq FROM messages m WHERE {where} ORDER BY m.seq DESC LIMIT ?",
+                    (*params, count_limit + 1))]
+                exact = len(seqs) <= count_limit
+                total = min(len(seqs), count_limit)
+                if exact or start + limit <= count_limit:
+                    return Page(total, start, self._summaries(
+                        connection, seqs[start:start + limit]), exact)
+            elif total is None and count_limit == 0:
                 total, exact = 0, False
             elif total is None and count_limit:
                 total = connection.execute(
@@ -528,6 +542,16 @@ class SQLiteStore:
                 " ORDER BY m.seq DESC LIMIT ? OFFSET ?", (*values, limit, start)).fetchall()
             return Page(total, start, [_summary_from_row(row) for row in rows], exact)
         return await self._read(read)
+
+    @staticmethod
+    def _summaries(connection: sqlite3.Connection, seqs: list[int]) -> list[Summary]:
+        """The summaries of these messages, newest first."""
+        if not seqs:
+            return []
+        marks = ",".join("?" * len(seqs))
+        rows = connection.execute(f"SELECT {SUMMARY_COLUMNS} FROM messages m WHERE m.seq"
+                                  f" IN ({marks}) ORDER BY m.seq DESC", seqs).fetchall()
+        return [_summary_from_row(row) for row in rows]
 
     async def count(self) -> int:
         return await self._read(

@@ -234,3 +234,24 @@ def test_reading_in_one_tab_updates_another(sink, context, tmp_path):
     inbox.wait_for_selector(".msg:not(.unread)", timeout=3000)
     reader.click("#mark-unread")
     inbox.wait_for_selector(".msg.unread", timeout=3000)
+
+
+def test_endless_scroll_loads_every_page(sink, context):
+    import smtplib
+
+    with smtplib.SMTP(sink.smtp_host, sink.smtp_port) as client:   # one session: fast
+        for n in range(120):
+            client.sendmail("bulk@example.com", ["to@example.com"],
+                            bytes(simple(f"bulk {n:03}", to="to@example.com")))
+    page = context.new_page()
+    page.goto(sink.http_url + "/")
+    assert page.locator(".msg").count() == 50
+    for _ in range(10):
+        page.mouse.wheel(0, 20_000)
+        if page.locator(".msg").count() == 120:
+            break
+        page.wait_for_timeout(200)
+    assert page.locator(".msg").count() == 120
+    subjects = page.locator(".msg .subject").all_inner_texts()
+    assert subjects == [f"bulk {n:03}" for n in reversed(range(120))]
+    assert page.locator(".more-rows").count() == 0
