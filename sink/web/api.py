@@ -8,6 +8,7 @@ which this API never grants, so other web pages cannot delete or mark mail.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import urllib.parse
@@ -16,7 +17,8 @@ from typing import Any, AsyncIterator
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket
 
 from .. import message as mime
 from ..events import EventBus
@@ -243,6 +245,9 @@ def create_api(store: Store, events: EventBus, views: MessageViews | None = None
         events.publish("deleted", all=True)
         return JSONResponse({"deleted": count})
 
+    async def websocket_events(websocket: WebSocket) -> None:
+        await event_socket(websocket, store, events)
+
     async def event_stream(request: Request) -> Response:
         return StreamingResponse(server_sent_events(store, events), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
@@ -262,6 +267,7 @@ def create_api(store: Store, events: EventBus, views: MessageViews | None = None
         Route("/docs", docs, methods=["GET"]),
         Route("/openapi.json", openapi_json, methods=["GET"]),
         Route("/events", event_stream, methods=["GET"]),
+        WebSocketRoute("/ws", websocket_events),
         Route("/messages", list_messages, methods=["GET"]),
         Route("/messages", delete_many, methods=["DELETE"]),
         Route("/messages", mark_many, methods=["PATCH"]),
@@ -273,23 +279,54 @@ def create_api(store: Store, events: EventBus, views: MessageViews | None = None
     ], exception_handlers=JSON_EXCEPTION_HANDLERS)
 
 
-async def server_sent_events(store: Store, events: EventBus) -> AsyncIterator[str]:
-    """``text/event-stream``: one "counts" event first, then new / deleted / read /
-    unread as they happen, each with the current ``total`` and ``unread``."""
+async def live_events(store: Store, events: EventBus) -> AsyncIterator[tuple[str, dict] | None]:
+    """``(kind, data)``: one "counts" first, then new / deleted / read / unread as
+    they happen, each with the current ``total`` and ``unread``; None when nothing
+    happened for a while (a chance to send a keep-alive). Ends at shutdown."""
     async with events.subscribe() as queue:
         total, unread = store.counts()
-        yield "retry: 1000\n" + _sse("counts", {"total": total, "unread": unread})
+        yield "counts", {"total": total, "unread": unread}
         while True:
             try:
                 event = await asyncio.wait_for(queue.get(), KEEPALIVE_SECONDS)
             except asyncio.TimeoutError:
-                yield ": keep-alive\n\n"
+                yield None
                 continue
             if event.kind == "closing":
                 return
             total, unread = store.counts()
-            yield _sse(event.kind, {**event.data, "total": total, "unread": unread})
+            yield event.kind, {**event.data, "total": total, "unread": unread}
 
 
-def _sse(kind: str, data: dict[str, Any]) -> str:
-    return f"event: {kind}\ndata: {json.dumps(data)}\n\n"
+async def server_sent_events(store: Store, events: EventBus) -> AsyncIterator[str]:
+    """``live_events`` as ``text/event-stream``."""
+    yield "retry: 1000\n\n"
+    async for item in live_events(store, events):
+        if item is None:
+            yield ": keep-alive\n\n"
+        else:
+            yield f"event: {item[0]}\ndata: {json.dumps(item[1])}\n\n"
+
+
+async def event_socket(websocket: WebSocket, store: Store, events: EventBus) -> None:
+    """``live_events`` over a WebSocket, one JSON object per event with its kind in
+    ``"event"``. The UI uses this one: browsers allow only six HTTP connections per
+    host, and every open tab holding an event stream would use one of them up."""
+    await websocket.accept()
+
+    async def send_events() -> None:
+        async for item in live_events(store, events):
+            if item is not None:
+                await websocket.send_text(json.dumps({"event": item[0], **item[1]}))
+        await websocket.close(1001)          # the server is going away
+
+    sender = asyncio.create_task(send_events())
+    try:
+        while True:                          # until the client goes (or sends close)
+            message = await websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                break
+    finally:
+        sender.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await sender

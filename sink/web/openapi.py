@@ -114,7 +114,8 @@ DESCRIPTION: dict[str, Any] = {
                         "`text/event-stream`. First a `counts` event, then `new` "
                         '(`{"id"}`), `deleted` (`{"ids"}` or `{"all": true}`), `read` / '
                         '`unread` (`{"ids"}` or `{"all": true}`); every event carries '
-                        "`total` and `unread`."),
+                        "`total` and `unread`. The same events come over a WebSocket at "
+                        "`/api/v3/ws`, one JSON object each with the kind in `event`."),
                     "responses": {"200": {"description": "the stream",
                                           "content": {"text/event-stream": {}}}}},
         },

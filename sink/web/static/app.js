@@ -57,20 +57,37 @@
     });
   }
 
-  /* the live event stream; handlers get the event's JSON */
+  /* live events over a WebSocket (/api/v3/ws; one per tab, outside the browser's
+     six-connections-per-host limit); handlers get each event's JSON. After a
+     reconnect, "resync" runs: events may have been missed meanwhile. */
   function listen(handlers) {
-    if (!window.EventSource) { return; }
+    if (!window.WebSocket) { return; }
     var live = $("#live"), liveText = $("#live-text");
-    var source = new EventSource("/api/v3/events");
-    source.onopen = function () { if (live) { live.classList.remove("off"); liveText.textContent = "live"; } };
-    source.onerror = function () { if (live) { live.classList.add("off"); liveText.textContent = "reconnecting"; } };
-    ["counts", "new", "deleted", "read", "unread"].forEach(function (kind) {
-      source.addEventListener(kind, function (event) {
-        var data = JSON.parse(event.data);
+    var url = (location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/api/v3/ws";
+    var delay = 500, connected = false;
+    function state(on, text) {
+      if (live) { live.classList.toggle("off", !on); liveText.textContent = text; }
+    }
+    function connect() {
+      var socket = new WebSocket(url);
+      socket.onmessage = function (message) {
+        var data = JSON.parse(message.data);
         if (typeof data.total === "number") { setCounts(data.total, data.unread); }
-        if (handlers[kind]) { handlers[kind](data); }
-      });
-    });
+        if (data.event === "counts") {
+          state(true, "live");
+          delay = 500;
+          if (connected && handlers.resync) { handlers.resync(); }
+          connected = true;
+        }
+        if (handlers[data.event]) { handlers[data.event](data); }
+      };
+      socket.onclose = function () {
+        state(false, "reconnecting");
+        setTimeout(connect, delay);
+        delay = Math.min(delay * 2, 10000);
+      };
+    }
+    connect();
   }
 
   /* search syntax help */
@@ -185,6 +202,7 @@
 
     listen({
       "new": scheduleHead,
+      "resync": scheduleHead,
       "deleted": function (data) {
         if (data.all) { list.innerHTML = ""; syncSelection(); updateEmpty(); }
         else { removeRows(data.ids || []); }
