@@ -246,8 +246,10 @@ async def _open(s: Session, target: Target, opts: _Options) -> _Opened:
 
 async def _finish(s: Session, error: BaseException | None = None) -> None:
     """QUIT (or just close when the stop came before the greeting)."""
-    if error is not None and isinstance(error, ProbeError):
-        s.transcript.error(error.message)
+    if isinstance(error, ProbeError):
+        last = s.transcript.entries[-1] if s.transcript.entries else None
+        if last is None or error.message not in last.text:
+            s.transcript.error(error.message)
     await s.quit()
 
 
@@ -404,7 +406,8 @@ async def _send_on(s: Session, target: Target, opts: _Options, message: AnyMessa
     except BaseException:
         s.abort()
         raise
-    result.stopped_after = opened.stopped
+    result.stopped_after = opened.stopped or (
+        opts.quit_after if opts.quit_after in ("mail", "rcpt") else None)
     if opened.stopped == "connect":
         await s.close()   # nothing was said yet: just hang up
     else:

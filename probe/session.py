@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import os
 import re
+import socket
 import ssl
 import time
 from contextlib import contextmanager
@@ -116,7 +118,12 @@ class Session:
             raise ProbeTimeout(f"Connection timeout: no answer from {host}:{port} within "
                                f"{seconds:g} s", stage="connect") from None
         except OSError as error:
-            reason = error.strerror or str(error) or type(error).__name__
+            if isinstance(error, socket.gaierror):
+                reason = error.strerror or str(error)     # "Name or service not known"
+            elif error.errno and error.errno > 0:
+                reason = os.strerror(error.errno)         # "Connection refused"
+            else:
+                reason = str(error) or type(error).__name__
             self.transcript.error(f"Could not connect to {host}:{port}: {reason}")
             raise ConnectError(f"Connection failed: {host}:{port}: {reason}",
                                stage="connect") from None
