@@ -98,8 +98,17 @@ class LoopThread:
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(10)  # type: ignore
 
     def stop(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(5)
+        async def cancel_the_rest() -> None:
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        try:
+            self.call(cancel_the_rest())
+        finally:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self.thread.join(5)
+            self.loop.close()
 
 
 # -- aiosmtpd ---------------------------------------------------------------------
@@ -240,7 +249,7 @@ class ScriptedServer:
             self.connections += 1
             try:
                 await script(reader, writer)
-            except (ConnectionError, asyncio.IncompleteReadError):
+            except (ConnectionError, asyncio.IncompleteReadError, asyncio.CancelledError):
                 pass
             finally:
                 writer.close()
