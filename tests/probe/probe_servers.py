@@ -270,3 +270,55 @@ class ScriptedServer:
             self.server.close()
         self.thread.call(stop())
         self.thread.stop()
+
+
+# -- a tiny DNS server ----------------------------------------------------------------
+class DNSServer:
+    """Answers UDP queries on 127.0.0.1 from ``records``: {(name, type): [rdata text]}.
+
+    A name with no record of the asked type gets NOERROR and no answer (NoAnswer); a
+    name with no records at all gets NXDOMAIN.
+    """
+
+    def __init__(self, records: dict[tuple[str, str], list[str]]) -> None:
+        import socket as socket_module
+        self.records = {(name.lower().rstrip("."), rdtype): values
+                        for (name, rdtype), values in records.items()}
+        self.sock = socket_module.socket(socket_module.AF_INET, socket_module.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(0.1)
+        self.port = self.sock.getsockname()[1]
+        self.queries: list[tuple[str, str]] = []
+        self._running = True
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        import dns.message
+        import dns.rcode
+        import dns.rdataclass
+        import dns.rdatatype
+        import dns.rrset
+        while self._running:
+            try:
+                data, peer = self.sock.recvfrom(4096)
+            except OSError:
+                continue
+            query = dns.message.from_wire(data)
+            response = dns.message.make_response(query)
+            question = query.question[0]
+            name = question.name.to_text(omit_final_dot=True).lower()
+            rdtype = dns.rdatatype.to_text(question.rdtype)
+            self.queries.append((name, rdtype))
+            values = self.records.get((name, rdtype))
+            if values:
+                response.answer.append(dns.rrset.from_text_list(
+                    question.name, 60, dns.rdataclass.IN, question.rdtype, values))
+            elif not any(key[0] == name for key in self.records):
+                response.set_rcode(dns.rcode.NXDOMAIN)
+            self.sock.sendto(response.to_wire(), peer)
+
+    def close(self) -> None:
+        self._running = False
+        self.thread.join(2)
+        self.sock.close()
