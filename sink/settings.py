@@ -91,6 +91,8 @@ OPTIONS: list[Option] = [
     Option("max_connections", _positive_int, "concurrent SMTP connections (421 past it)"),
     Option("idle_timeout", _positive_float, "seconds an SMTP client may stay silent before 421"),
     Option("log_level", _choice("debug", "info", "warning", "error"), "log verbosity"),
+    Option("probe_api", _choice("on", "off", "auto"), "/api/smtp* probe endpoints (auto: on if --listen is loopback)"),
+    Option("probe_allow_hosts", str, "hosts the probe endpoints may reach: names, *.wildcards, IPs, CIDRs"),
 ]
 
 
@@ -109,6 +111,8 @@ class Settings:
     max_connections: int = 200
     idle_timeout: float = 300.0
     log_level: str = "info"
+    probe_api: str = "auto"
+    probe_allow_hosts: str = ""
 
     def replace(self, **changes: Any) -> "Settings":
         """A copy with some fields changed (validated like the CLI would)."""

@@ -17,6 +17,7 @@ from ..settings import Settings
 from ..store import Store
 from .api import create_api
 from .errors import JSON_EXCEPTION_HANDLERS
+from .probe import probe_routes
 
 
 def create_app(settings: Settings, store: Store, events: EventBus,
@@ -34,4 +35,5 @@ def create_app(settings: Settings, store: Store, events: EventBus,
         Route("/readyz", readyz),
         Mount("/api/v3", app=create_api(store, events)),
     ]
+    routes += probe_routes(settings)
     return Starlette(routes=routes, exception_handlers=JSON_EXCEPTION_HANDLERS)
