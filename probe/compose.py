@@ -89,6 +89,7 @@ class Message:
     reply_to: list[str] = field(default_factory=list)
     date: datetime | None = None          # default: now
     message_id: str | None = None         # default: a fresh <...@sender domain>
+    _built: bytes | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def envelope_sender(self) -> str:
@@ -121,10 +122,13 @@ class Message:
             msg["Reply-To"] = ", ".join(self.reply_to)
         if self.subject is not None:
             msg["Subject"] = self.subject
-        msg["Date"] = format_datetime(self.date or datetime.now().astimezone())
+        # Fill in Date and Message-ID on the object, so the caller can see what was sent.
+        self.date = self.date or datetime.now().astimezone()
         # make_msgid() without a domain calls getfqdn(), which can block for seconds.
-        msg["Message-ID"] = self.message_id or make_msgid(domain=domain.encode(
-            "idna").decode("ascii") if not domain.isascii() else domain)
+        self.message_id = self.message_id or make_msgid(
+            domain=domain if domain.isascii() else domain.encode("idna").decode("ascii"))
+        msg["Date"] = format_datetime(self.date)
+        msg["Message-ID"] = self.message_id
         if self.html is not None and self.text is not None:
             msg.set_content(self.text)
             msg.add_alternative(self.html, subtype="html")
@@ -153,8 +157,12 @@ class Message:
         return msg
 
     def to_bytes(self) -> bytes:
-        utf8 = self.needs_smtputf8()
-        return self.build().as_bytes(policy=email_policy.SMTPUTF8 if utf8 else email_policy.SMTP)
+        """The message as sent. Built once: Date, Message-ID and MIME boundaries stay put."""
+        if self._built is None:
+            utf8 = self.needs_smtputf8()
+            self._built = self.build().as_bytes(
+                policy=email_policy.SMTPUTF8 if utf8 else email_policy.SMTP)
+        return self._built
 
 
 @dataclass

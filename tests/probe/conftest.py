@@ -1,9 +1,22 @@
-"""Fixtures for the probe's tests: a throw-away CA, aiosmtpd servers, scripted servers."""
+"""Fixtures for the probe's tests: a throw-away CA, aiosmtpd servers, scripted servers,
+and Exim (Debian's exim4-daemon-light) on free loopback ports."""
 from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
 
 import pytest
 
-from probe_servers import AiosmtpdServer, ScriptedServer, make_certs
+from probe_servers import AiosmtpdServer, EximServer, ScriptedServer, make_certs
+
+# tests/conftest.py's require_tool (fails instead of skipping in CI). Loaded by path:
+# every conftest.py is imported under the one name "conftest", so importing it by
+# name could give this very file.
+_spec = importlib.util.spec_from_file_location(
+    "mailsink_tests_conftest", Path(__file__).resolve().parents[1] / "conftest.py")
+_root = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_root)
+require_tool = _root.require_tool
 
 
 @pytest.fixture(scope="session")
@@ -40,3 +53,13 @@ def scripted():
     yield start
     for server in started:
         server.close()
+
+
+@pytest.fixture(scope="module")
+def exim():
+    """One Exim daemon for a test module: plain/STARTTLS, implicit TLS and submission ports."""
+    server = EximServer(require_tool("exim"), Path(__file__).with_name("exim.conf"))
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -322,3 +322,103 @@ class DNSServer:
         self._running = False
         self.thread.join(2)
         self.sock.close()
+
+
+# -- Exim -------------------------------------------------------------------------------
+class EximServer:
+    """Exim as a real MTA (the recipe in shared/reference/exim/), on three free ports.
+
+    ``plain_port``: plain with STARTTLS (AUTH only inside TLS); ``smtps_port``: implicit
+    TLS; ``sub_port``: MAIL needs AUTH. Users testuser/alice/bob at test.example;
+    AUTH testuser/testpass. Mail lands in ``mailbox(localpart)`` (Maildir).
+    """
+
+    USER, PASSWORD, DOMAIN = "testuser", "testpass", "test.example"
+
+    def __init__(self, exim: str, config: Path) -> None:
+        import shutil
+        import socket as socket_module
+        import subprocess
+        import tempfile
+        import time
+        # Not under pytest's tmp dir: that is root-only (0700) and Exim drops to Debian-exim.
+        self.dir = Path(tempfile.mkdtemp(prefix="mailsink-exim-"))
+        self.dir.chmod(0o755)
+        for sub in ("spool", "mail", "log"):
+            (self.dir / sub).mkdir()
+            shutil.chown(self.dir / sub, "Debian-exim", "Debian-exim")
+        self.certs = make_certs(self.dir, names=("localhost", "mx.test.example"))
+        shutil.chown(self.certs.key, "root", "Debian-exim")
+        self.certs.key.chmod(0o640)
+        self.config = self.dir / "exim.conf"
+        shutil.copyfile(config, self.config)
+        self.config.chmod(0o644)   # Exim refuses a -C file that others can write
+        ports = []
+        holders = []
+        for _ in range(3):
+            sock = socket_module.socket()
+            sock.bind(("127.0.0.1", 0))
+            holders.append(sock)
+            ports.append(sock.getsockname()[1])
+        for sock in holders:
+            sock.close()
+        self.plain_port, self.smtps_port, self.sub_port = ports
+        self.host = "127.0.0.1"
+        self.process = subprocess.Popen(
+            [exim, "-C", str(self.config), f"-DTESTDIR={self.dir}",
+             f"-DPLAIN_PORT={self.plain_port}", f"-DSMTPS_PORT={self.smtps_port}",
+             f"-DSUB_PORT={self.sub_port}", "-bdf", "-oP", str(self.dir / "exim.pid")],
+            stdout=subprocess.DEVNULL, stderr=open(self.dir / "stderr.txt", "wb"))
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket_module.create_connection((self.host, self.plain_port), 0.5).close()
+                break
+            except OSError:
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    logs = self.logs()
+                    self.stop()
+                    raise RuntimeError(f"Exim did not start:\n{logs}")
+                time.sleep(0.05)
+
+    def mailbox(self, localpart: str, count: int = 1, timeout: float = 10.0) -> list[bytes]:
+        """The messages delivered to ``localpart`` (waits for ``count`` of them)."""
+        import time
+        folder = self.dir / "mail" / localpart / "new"
+        deadline = time.monotonic() + timeout
+        while True:
+            files = sorted(folder.glob("*")) if folder.exists() else []
+            if len(files) >= count or time.monotonic() > deadline:
+                return [f.read_bytes() for f in files]
+            time.sleep(0.05)
+
+    def find(self, localpart: str, marker: bytes, timeout: float = 10.0) -> bytes | None:
+        """The delivered message of ``localpart`` that contains ``marker`` (waits for it)."""
+        import time
+        deadline = time.monotonic() + timeout
+        while True:
+            for data in self.mailbox(localpart, 0, timeout=0):
+                if marker in data:
+                    return data
+            if time.monotonic() > deadline:
+                return None
+            time.sleep(0.05)
+
+    def logs(self) -> str:
+        parts = []
+        for path in sorted((self.dir / "log").glob("*")) + [self.dir / "stderr.txt"]:
+            if path.exists():
+                parts.append(f"--- {path.name}\n{path.read_text(errors='replace')}")
+        return "\n".join(parts)
+
+    def stop(self) -> None:
+        import shutil
+        import subprocess
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        shutil.rmtree(self.dir, ignore_errors=True)
