@@ -71,8 +71,12 @@ def default_port(tls: str) -> int:
     return SMTPS_PORT if tls == "implicit" else SMTP_PORT
 
 
+@functools.lru_cache(maxsize=16)
 def ssl_context(insecure: bool = False, ca_file: str | None = None) -> ssl.SSLContext:
-    """Verifying by default (system CAs, or ``ca_file``); ``insecure`` checks nothing."""
+    """Verifying by default (system CAs, or ``ca_file``); ``insecure`` checks nothing.
+
+    Cached: loading the system CA store takes ~90 ms, more than a whole local send.
+    """
     if insecure:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         context.check_hostname = False
@@ -127,11 +131,17 @@ class _Opened:
 @dataclass
 class _Options:
     tls: str
-    context: ssl.SSLContext
+    insecure: bool
+    ca_file: str | None
     ehlo: str | None
     auth: Auth | None
     allow_plaintext_auth: bool
     quit_after: str | None = None
+
+    @property
+    def context(self) -> ssl.SSLContext:
+        # Only built when TLS is used: a plain session needs no CA store.
+        return ssl_context(self.insecure, self.ca_file)
 
 
 async def _hello(s: Session, opened: _Opened, opts: _Options) -> None:
@@ -271,7 +281,7 @@ async def async_connect(host: str, port: int | None = None, *, tls: str = "auto"
     timeouts = Timeouts.of(timeout)
     transcript = Transcript()
     target = Target(host, port)
-    opts = _Options(tls, ssl_context(insecure, ca_file), ehlo, auth, allow_plaintext_auth)
+    opts = _Options(tls, insecure, ca_file, ehlo, auth, allow_plaintext_auth)
     try:
         return await _connect_once(target, opts, timeouts, transcript)
     except TLSError as error:
@@ -279,7 +289,7 @@ async def async_connect(host: str, port: int | None = None, *, tls: str = "auto"
             raise
         transcript.note("Connecting again without verification to show the certificate "
                         "(no AUTH on that connection)")
-        retry = _Options(tls, ssl_context(insecure=True), ehlo, None, False)
+        retry = _Options(tls, True, None, ehlo, None, False)
         result = await _connect_once(target, retry, timeouts, transcript)
         assert result.tls is not None
         result.tls.verified = False
@@ -336,8 +346,7 @@ async def async_send(message: AnyMessage, server: str | None = None, port: int |
     raw = message.to_bytes()
     timeouts = Timeouts.of(timeout)
     transcript = Transcript()
-    opts = _Options(tls, ssl_context(insecure, ca_file), ehlo, auth, allow_plaintext_auth,
-                    quit_after)
+    opts = _Options(tls, insecure, ca_file, ehlo, auth, allow_plaintext_auth, quit_after)
     if server is not None:
         host, given_port = split_server(server, port)
         targets = [Target(host, given_port or default_port(tls))]
