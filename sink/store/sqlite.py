@@ -65,7 +65,10 @@ SUMMARY_COLUMNS = ("id, received_at, size, from_addr, to_addrs, cc_addrs, subjec
                    "date_header, message_id, snippet, attachments, is_read")
 
 BATCH_LIMIT = 256          # messages per group commit
-INDEX_CHUNK = 64           # messages indexed between checks for new mail
+INDEX_CHUNK = 32           # messages indexed between checks for new mail
+# Indexing waits for this much quiet, so a burst of mail is taken in at full speed
+# and indexed right after it (reads that need the index wait for it: catch_up).
+INDEX_AFTER_IDLE = 0.05
 
 
 def new_message_id() -> str:
@@ -128,7 +131,10 @@ class SQLiteStore:
             if not os.path.isdir(directory):
                 raise OSError(f"database directory does not exist: {directory}")
         self._loop = asyncio.get_running_loop()
-        connection = _connect(self.path)
+        try:
+            connection = _connect(self.path)
+        except sqlite3.Error as error:
+            raise OSError(f"cannot use database {self.path}: {error}") from None
         try:
             connection.executescript(SCHEMA)
             self._count = connection.execute("SELECT count(*) FROM messages").fetchone()[0]
@@ -185,7 +191,7 @@ class SQLiteStore:
         while True:
             if not pending:
                 try:
-                    job = self._jobs.get(block=not self._unindexed)
+                    job = self._jobs.get(timeout=INDEX_AFTER_IDLE if self._unindexed else None)
                 except queue.Empty:
                     self._index_some(connection, INDEX_CHUNK)
                     continue
@@ -222,7 +228,8 @@ class SQLiteStore:
             connection.execute("COMMIT")
         except sqlite3.Error as error:
             log.error("commit failed: %s", error)
-            connection.execute("ROLLBACK") if connection.in_transaction else None
+            if connection.in_transaction:
+                connection.execute("ROLLBACK")
             results = [(job, None, error) for job in writes]
         self._unindexed = self._count_unindexed(connection)
         if len(writes) < len(jobs):
@@ -316,9 +323,7 @@ class SQLiteStore:
         for seq, subject, from_addr, to_addrs, cc_addrs, envelope_json, raw in rows:
             envelope = json.loads(envelope_json)
             try:
-                parsed = mime.parse(raw)
-                text = mime.body_text(parsed)
-                attachments = len(parsed.attachments)
+                text, attachments = mime.index_fields(raw)
             except Exception:  # a parser bug must never wedge the indexer
                 log.exception("could not parse message %s", seq)
                 text, attachments = "", 0
