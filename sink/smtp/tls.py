@@ -85,13 +85,16 @@ def server_context(cert_pem: bytes, key_pem: bytes) -> ssl.SSLContext:
 
 def server_context_from_files(cert_file: str, key_file: str | None) -> ssl.SSLContext:
     """A TLS 1.2+ server context from the user's PEM files, or a SettingsError saying why not."""
+    for flag, path in (("--tls-cert", cert_file), ("--tls-key", key_file)):
+        if path is not None and not os.path.isfile(path):
+            raise SettingsError(f"{flag}: no such file: {path}")
     try:
         return _new_server_context(cert_file, key_file)
-    except FileNotFoundError as error:
-        raise SettingsError(f"--tls-cert/--tls-key: no such file: {error.filename}") from None
     except (ssl.SSLError, OSError) as error:
         reason = getattr(error, "reason", None) or error.strerror or str(error)
-        raise SettingsError(f"--tls-cert/--tls-key: cannot load {cert_file}: {reason}") from None
+        files = cert_file + (f" and {key_file}" if key_file else "")
+        raise SettingsError(f"--tls-cert/--tls-key: cannot load {files}: {reason} "
+                            "(expected a PEM certificate and its private key)") from None
 
 
 def _new_server_context(cert_file: str, key_file: str | None) -> ssl.SSLContext:
