@@ -92,7 +92,7 @@ class CredentialsFile:
     def _load(self) -> None:
         try:
             mtime = os.stat(self.path).st_mtime_ns
-            with open(self.path, encoding="utf-8") as handle:
+            with open(self.path, encoding="utf-8-sig") as handle:  # a BOM is not a username
                 text = handle.read()
         except FileNotFoundError:
             raise SettingsError(f"--auth-file: no such file: {self.path}") from None

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import smtplib
 import socket
 import ssl
 import subprocess
+import sys
 import threading
 import time
 
@@ -415,3 +417,27 @@ def test_slow_handshake_does_not_block_other_sessions(tls_sink):
         assert done.is_set()
     finally:
         stalled.close()
+
+
+def test_unchanged_app_with_default_verification_trusts_the_ca_via_ssl_cert_file(tmp_path):
+    # What the README tells Django users: the app keeps ssl.create_default_context()
+    # and its process gets SSL_CERT_FILE pointing at the file --ca-out wrote.
+    ca_file = tmp_path / "mailsink-ca.pem"
+    app = (
+        "import smtplib, ssl, sys\n"
+        "with smtplib.SMTP('localhost', int(sys.argv[1])) as c:\n"
+        "    c.starttls(context=ssl.create_default_context())\n"
+        "    c.login('app', 'app-password')\n"
+        "    c.sendmail('a@example.com', ['b@example.com'], b'Subject: app\\r\\n\\r\\nx\\r\\n')\n"
+    )
+    with Sink(ca_out=str(ca_file), auth="any") as sink:
+        result = subprocess.run([sys.executable, "-c", app, str(sink.smtp_port)],
+                                env={**os.environ, "SSL_CERT_FILE": str(ca_file)},
+                                capture_output=True, text=True, timeout=30)
+        assert result.returncode == 0, result.stderr
+        without = subprocess.run([sys.executable, "-c", app, str(sink.smtp_port)],
+                                 env={k: v for k, v in os.environ.items() if k != "SSL_CERT_FILE"},
+                                 capture_output=True, text=True, timeout=30)
+        assert "CERTIFICATE_VERIFY_FAILED" in without.stderr
+        [envelope] = envelopes(sink)
+        assert envelope["auth_user"] == "app" and envelope["tls_version"]
