@@ -138,7 +138,7 @@ class Settings:
     auth_allow_insecure: bool = False
 
     def replace(self, **changes: Any) -> "Settings":
-        """A copy with some fields changed (validated like the CLI would)."""
+        """A copy with some fields changed (for tests and the embeddable Sink)."""
         return dataclasses.replace(self, **changes)
 
     @classmethod
