@@ -63,3 +63,11 @@ def exim():
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def sink_ca(sink, tmp_path):
+    """The ``sink`` fixture's generated CA certificate, as a file for ``ca_file``."""
+    path = tmp_path / "sink-ca.pem"
+    path.write_bytes(sink.ca_pem)
+    return str(path)

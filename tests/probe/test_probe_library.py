@@ -432,20 +432,44 @@ def test_results_are_json_serialisable(smtpd, certs):
     assert sent.to_dict()["tls"]["certificate"]["subject"] == "CN=localhost"
 
 
-def test_against_the_sink(sink):
-    from sink import Sink  # noqa: F401 - the sink is a real server like any other
+def test_against_the_sink(sink, sink_ca):
     import httpx
     body = ".starts with a dot\n..two\nok\n"
     result = probe.send(msg(to=["x@example.com", "y@example.com"], bcc=["z@example.com"],
                             text=body),
-                        f"{sink.smtp_host}:{sink.smtp_port}", tls="auto")
-    assert result.delivered and result.pipelined and result.round_trips == 5
-    assert result.queue_id
+                        f"{sink.smtp_host}:{sink.smtp_port}", ca_file=sink_ca)
+    assert result.delivered and result.pipelined and result.round_trips == 7  # + STARTTLS, EHLO
+    assert result.tls.mode == "starttls" and result.tls.verified and result.queue_id
     listing = httpx.get(f"{sink.http_url}/api/v3/messages").json()
     detail_id = listing["messages"][0]["id"]
     raw = httpx.get(f"{sink.http_url}/api/v3/messages/{detail_id}/raw").content
     assert parse(raw).get_content() == body
     detail = httpx.get(f"{sink.http_url}/api/v3/messages/{detail_id}").json()
     assert detail["envelope"]["rcpt_tos"] == ["x@example.com", "y@example.com", "z@example.com"]
-    info = probe.connect(sink.smtp_host, sink.smtp_port)
+    info = probe.connect(sink.smtp_host, sink.smtp_port, tls="none")
     assert info.capabilities.has("PIPELINING") and info.capabilities.size == sink.settings.max_size
+    assert info.capabilities.has("STARTTLS")
+
+
+@pytest.mark.parametrize("mechanism", ["PLAIN", "LOGIN", "CRAM-MD5"])
+def test_sink_tls_modes_and_auth(tmp_path, mechanism):
+    from sink import Sink
+    import httpx
+    with Sink(smtps_port=0, auth="any", require_auth=True) as running:
+        ca = tmp_path / "ca.pem"
+        ca.write_bytes(running.ca_pem)
+        credentials = probe.Auth("sink-user", "sink-pässword", mechanism)
+        for port, tls in ((running.smtp_port, "starttls"), (running.smtps_port, "implicit")):
+            result = probe.send(msg(subject=tls), f"{running.smtp_host}:{port}", tls=tls,
+                                ca_file=str(ca), auth=credentials)
+            assert result.tls.mode == tls and result.auth_mechanism == mechanism
+            assert "sink-pässword" not in str(result.transcript)
+        with pytest.raises(probe.RejectedError) as caught:
+            probe.send(msg(), f"{running.smtp_host}:{running.smtp_port}", ca_file=str(ca))
+        assert caught.value.code == 530
+        messages = httpx.get(f"{running.http_url}/api/v3/messages").json()["messages"]
+        for summary in messages:
+            envelope = httpx.get(f"{running.http_url}/api/v3/messages/{summary['id']}").json()[
+                "envelope"]
+            assert envelope["auth_user"] == "sink-user"
+            assert envelope["auth_mechanism"] == mechanism and envelope["tls_version"]
