@@ -27,7 +27,10 @@ class StartupError(RuntimeError):
 def bind_socket(host: str, port: int, what: str) -> socket.socket:
     """A listening TCP socket, with a readable error when the port is taken."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # proto=IPPROTO_TCP matters: asyncio turns Nagle off (TCP_NODELAY) only on sockets
+    # whose proto says TCP, and accepted sockets inherit it. With Nagle on, every
+    # multi-line reply (EHLO) waited ~40 ms for the client's delayed ACK.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
