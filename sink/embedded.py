@@ -55,6 +55,11 @@ class Sink:
             host = f"[{host}]"
         return f"http://{host}:{self.server.http_port}"
 
+    def __repr__(self) -> str:
+        if not self.server.ready:
+            return "<Sink (not running)>"
+        return f"<Sink smtp={self.smtp_host}:{self.smtp_port} http={self.http_url}>"
+
     # -- synchronous use (background thread) ---------------------------
     def start(self) -> "Sink":
         started = threading.Event()
