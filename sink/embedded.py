@@ -15,7 +15,7 @@ from typing import Any
 from .app import SinkServer
 from .caught import (CaughtMessage, MailNotReceived, caught_message, check_filters, matches,
                      not_received_message)
-from .settings import Settings
+from .settings import Settings, client_host
 
 LIST_PAGE = 1000  # messages read per store.list call when listing everything
 
@@ -39,10 +39,7 @@ class Sink:
     # -- addresses -----------------------------------------------------
     @property
     def smtp_host(self) -> str:
-        host = self.settings.listen
-        if host in ("0.0.0.0", ""):
-            return "127.0.0.1"
-        return "::1" if host == "::" else host
+        return client_host(self.settings.listen)
 
     @property
     def smtp_port(self) -> int:
