@@ -54,3 +54,16 @@ def test_a_sink_with_a_size_limit(mailsink):
             client.sendmail("a@example.com", ["b@example.com"], b"Subject: big\r\n\r\n" + b"x" * 5000)
     assert refused.value.smtp_code == 552
     assert mailsink.messages == []
+
+
+@pytest.mark.mailsink(auth="any", require_tls=True)
+def test_login_over_starttls(mailsink):
+    """A sink that, like a real provider, wants STARTTLS and a login before MAIL."""
+    with smtplib.SMTP(mailsink.smtp_host, mailsink.smtp_port) as client:
+        client.starttls(context=mailsink.client_ssl_context())  # trusts this sink's CA
+        client.login("shop", "any password")
+        client.sendmail("noreply@shop.example", ["ada@example.com"], b"Subject: secure\r\n\r\nhi\r\n")
+
+    [mail] = mailsink.wait_for(to="ada@example.com")
+    assert mail.envelope.auth_user == "shop"
+    assert mail.envelope.tls_version in ("TLSv1.2", "TLSv1.3")

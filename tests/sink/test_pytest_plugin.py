@@ -5,6 +5,13 @@ import os
 from pathlib import Path
 
 import pytest
+# cryptography cannot be imported twice in one process (its Rust extension keeps the
+# classes of the first import), and pytester forgets the modules an inline run
+# imported. So import what sink.smtp.tls imports lazily here, before any run.
+from cryptography import x509  # noqa: F401
+from cryptography.hazmat.primitives import hashes, serialization  # noqa: F401
+from cryptography.hazmat.primitives.asymmetric import ec  # noqa: F401
+from cryptography.x509 import oid  # noqa: F401
 
 pytest_plugins = ["pytester"]
 
@@ -34,7 +41,7 @@ def copy_example(project: pytest.Pytester, name: str) -> None:
 def test_smtplib_example(project):
     copy_example(project, "pytest-smtplib")
     result = project.runpytest(*PLUGIN)
-    result.assert_outcomes(passed=4)
+    result.assert_outcomes(passed=5)
 
 
 def test_django_example(project):
@@ -122,6 +129,59 @@ def test_ini_options_configure_the_session_sink(project):
             assert mailsink.settings.smtp_port == 0  # still a free port
     """)
     project.runpytest(*PLUGIN).assert_outcomes(passed=1)
+
+
+def test_tls_and_auth_from_ini_and_marker(project):
+    project.makeini("""
+        [pytest]
+        mailsink_auth = any
+        mailsink_require_auth = true
+    """)
+    project.makepyfile(test_secure="""
+        import smtplib
+        import pytest
+
+        def test_login_is_required(mailsink):
+            with smtplib.SMTP(mailsink.smtp_host, mailsink.smtp_port) as client:
+                client.starttls(context=mailsink.client_ssl_context())
+                with pytest.raises(smtplib.SMTPSenderRefused) as refused:
+                    client.sendmail("a@example.com", ["b@example.com"], b"Subject: x\\r\\n\\r\\nx\\r\\n")
+                assert refused.value.smtp_code == 530
+                client.login("app", "secret")
+                client.sendmail("a@example.com", ["b@example.com"], b"Subject: x\\r\\n\\r\\nx\\r\\n")
+            [mail] = mailsink.wait_for()
+            assert mail.envelope.auth_user == "app"
+
+        @pytest.mark.mailsink(smtps_port=0)
+        def test_implicit_tls_port(mailsink):
+            assert mailsink.smtps_port
+            with smtplib.SMTP_SSL(mailsink.smtp_host, mailsink.smtps_port,
+                                  context=mailsink.client_ssl_context()) as client:
+                client.login("app", "secret")
+                client.sendmail("a@example.com", ["b@example.com"], b"Subject: smtps\\r\\n\\r\\nx\\r\\n")
+            [mail] = mailsink.wait_for(subject="smtps")
+            assert mail.envelope.tls_version
+
+        @pytest.mark.mailsink(auth="off", require_auth=False)
+        def test_marker_turns_auth_off_again(mailsink):
+            with smtplib.SMTP(mailsink.smtp_host, mailsink.smtp_port) as client:
+                client.sendmail("a@example.com", ["b@example.com"], b"Subject: open\\r\\n\\r\\nx\\r\\n")
+            assert [m.subject for m in mailsink.messages] == ["open"]
+    """)
+    project.runpytest(*PLUGIN).assert_outcomes(passed=3)
+
+
+def test_contradictory_options_fail_the_test_clearly(project):
+    project.makepyfile(test_bad="""
+        import pytest
+
+        @pytest.mark.mailsink(require_tls=True, no_starttls=True)
+        def test_contradiction(mailsink):
+            pass
+    """)
+    result = project.runpytest(*PLUGIN)
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*mailsink: the sink did not start: --require-tls needs STARTTLS*"])
 
 
 def test_bad_options_are_usage_errors(project):
