@@ -98,7 +98,8 @@ def measure(server: CountingServer, send, runs: int) -> dict:
         time.sleep(0.005)
     flights = server.flights[:]
     server.flights.clear()
-    return {"round_trips": statistics.mode(flights), "ms_median": round(statistics.median(times), 3)}
+    return {"round_trips": statistics.mode(flights),
+            "ms_median": round(statistics.median(times), 3)}
 
 
 def main() -> None:

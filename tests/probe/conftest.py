@@ -3,6 +3,7 @@ and Exim (Debian's exim4-daemon-light) on free loopback ports."""
 from __future__ import annotations
 
 import importlib.util
+import socket
 from pathlib import Path
 
 import pytest
@@ -71,3 +72,19 @@ def sink_ca(sink, tmp_path):
     path = tmp_path / "sink-ca.pem"
     path.write_bytes(sink.ca_pem)
     return str(path)
+
+
+@pytest.fixture
+def loopback_465():
+    """A loopback address whose port 465 is free (binding it needs root, as in CI)."""
+    for host in ("127.0.0.1", "127.0.0.2", "127.0.0.3"):
+        with socket.socket() as sock:
+            try:
+                sock.bind((host, 465))
+            except OSError:
+                continue
+        return host
+    message = "no loopback address has port 465 free (binding it needs root)"
+    if _root.IN_CI:
+        pytest.fail(message)
+    pytest.skip(message)

@@ -7,7 +7,6 @@ import email
 from email import policy
 
 import httpx
-import pytest
 
 from sink import Sink, Settings
 from sink.web.probe import probe_enabled

@@ -94,23 +94,7 @@ def test_implicit_tls_send(smtpd, certs):
     assert result.transcript.lines()[2].startswith("=== TLS started")
 
 
-def _bind_465() -> str | None:
-    for host in ("127.0.0.1", "127.0.0.2", "127.0.0.3"):
-        sock = socket.socket()
-        try:
-            sock.bind((host, 465))
-            return host
-        except OSError:
-            continue
-        finally:
-            sock.close()
-    return None
-
-
-def test_auto_is_implicit_tls_on_port_465(certs):
-    host = _bind_465()
-    if host is None:
-        pytest.fail("no loopback address has port 465 free (the tests run as root in CI)")
+def test_auto_is_implicit_tls_on_port_465(certs, loopback_465):
     from probe_servers import LoopThread, RecordingHandler, server_context
     from aiosmtpd.smtp import SMTP
     thread = LoopThread()
@@ -119,10 +103,10 @@ def test_auto_is_implicit_tls_on_port_465(certs):
         loop = asyncio.get_running_loop()
         return await loop.create_server(lambda: SMTP(RecordingHandler(), loop=loop,
                                                      hostname="test.local"),
-                                        host, 465, ssl=server_context(certs))
+                                        loopback_465, 465, ssl=server_context(certs))
     server = thread.call(start())
     try:
-        result = probe.connect(f"{host}:465", tls="auto", ca_file=str(certs.ca))
+        result = probe.connect(f"{loopback_465}:465", tls="auto", ca_file=str(certs.ca))
         assert result.port == 465 and result.tls.mode == "implicit"
     finally:
         async def stop():
@@ -297,7 +281,8 @@ def test_composed_message_headers_bcc_and_attachments(smtpd):
     message = probe.Message(
         sender="Jörg Müller <jorg@example.com>", to=["Zoë <zoe@example.com>"],
         cc=["carol@example.com"], bcc=["hidden@example.com"], reply_to=["replies@example.com"],
-        subject="Grüße ☃ " + " ".join(["long"] * 30), text="plain ünïcode\n", html="<p>ünïcode</p>",
+        subject="Grüße ☃ " + " ".join(["long"] * 30), text="plain ünïcode\n",
+        html="<p>ünïcode</p>",
         attachments=[attachment, probe.Attachment("notes.txt", b"a text file\n")],
         headers=[("X-Test", "yes"), ("X-Note", "naïve")])
     result = probe.send(message, server.address, tls="none")
