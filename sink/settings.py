@@ -44,6 +44,13 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _optional_port(text: str) -> int | None:
+    """A port, or None for "off" (an empty value or the word off)."""
+    if text.strip().lower() in ("", "off", "none"):
+        return None
+    return _port(text)
+
+
 def _bool(text: str) -> bool:
     lowered = text.strip().lower()
     if lowered in ("1", "true", "yes", "on"):
@@ -97,6 +104,18 @@ OPTIONS: list[Option] = [
     Option("max_connections", _positive_int, "concurrent SMTP connections (421 past it)"),
     Option("idle_timeout", _positive_float, "seconds an SMTP client may stay silent before 421"),
     Option("log_level", _choice("debug", "info", "warning", "error"), "log verbosity"),
+    Option("smtps_port", _optional_port, "implicit-TLS SMTP port, like 465 (off by default; 0 = a free port)"),
+    Option("tls_cert", str, "PEM certificate (chain) file to use instead of a generated one"),
+    Option("tls_key", str, "PEM private key file for --tls-cert (omit if the cert file holds it)"),
+    Option("ca_out", str, "write the generated CA certificate (PEM) to this path at start-up"),
+    Option("no_starttls", _bool, "do not offer STARTTLS on the SMTP port", flag_only_bool=True),
+    Option("require_tls", _bool, "refuse MAIL (530 5.7.0) until STARTTLS", flag_only_bool=True),
+    Option("auth", _choice("off", "any", "file"), "SMTP AUTH: off, any (accept any credentials) or file"),
+    Option("auth_file", str, "credentials file for --auth file: user:password lines (plain or bcrypt)"),
+    Option("require_auth", _bool, "refuse MAIL (530 5.7.0) until AUTH", flag_only_bool=True),
+    Option("auth_allow_insecure", _bool, "offer AUTH on plaintext connections too", flag_only_bool=True),
+    Option("probe_api", _choice("on", "off", "auto"), "/api/smtp* probe endpoints (auto: on if --listen is loopback)"),
+    Option("probe_allow_hosts", str, "hosts the probe endpoints may reach: names, *.wildcards, IPs, CIDRs"),
     Option("ui_auth_file", _readable_file, "htpasswd file (bcrypt, htpasswd -B): HTTP basic auth for the UI and APIs"),
 ]
 
@@ -116,6 +135,18 @@ class Settings:
     max_connections: int = 200
     idle_timeout: float = 300.0
     log_level: str = "info"
+    smtps_port: int | None = None
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    ca_out: str | None = None
+    no_starttls: bool = False
+    require_tls: bool = False
+    auth: str = "off"
+    auth_file: str | None = None
+    require_auth: bool = False
+    auth_allow_insecure: bool = False
+    probe_api: str = "auto"
+    probe_allow_hosts: str = ""
     ui_auth_file: str | None = None
 
     def replace(self, **changes: Any) -> "Settings":
@@ -144,10 +175,19 @@ def _parse(option: Option, text: str, source: str) -> Any:
         raise SettingsError(f"{source}={text!r}: {error}") from None
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add every option as a CLI flag; unset flags stay None so env/defaults apply."""
+def client_host(listen: str) -> str:
+    """Where a client on this machine connects to reach listeners bound to ``listen``."""
+    if listen in ("0.0.0.0", ""):
+        return "127.0.0.1"
+    return "::1" if listen == "::" else listen
+
+
+def add_arguments(parser: argparse.ArgumentParser, only: tuple[str, ...] | None = None) -> None:
+    """Add every option (or those named in ``only``) as a CLI flag; unset flags stay None."""
     defaults = Settings()
     for option in OPTIONS:
+        if only is not None and option.name not in only:
+            continue
         default = getattr(defaults, option.name, None)
         help_text = f"{option.help} (env {option.env}; default {default!r})"
         if option.flag_only_bool:

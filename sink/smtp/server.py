@@ -6,6 +6,8 @@
 - The null sender ``MAIL FROM:<>`` is accepted (bounces and DSNs use it).
 - A connection cap (421 past it, existing sessions untouched), an idle timeout
   that says 421 before closing, and a graceful shutdown.
+- AUTH comes from ``auth.SmtpAuth``; STARTTLS twice is refused, and a failed TLS
+  handshake closes that connection quietly (no traceback).
 """
 from __future__ import annotations
 
@@ -14,8 +16,9 @@ import logging
 import re
 from typing import Any, Optional
 
-from aiosmtpd.smtp import SMTP, syntax
+from aiosmtpd.smtp import SMTP, TLSSetupException, syntax
 
+from .auth import Authenticator, SmtpAuth
 from .data import ConnectionLostDuringData, read_data
 
 log = logging.getLogger(__name__)
@@ -36,6 +39,7 @@ _ENHANCED_BY_PREFIX: list[tuple[str, str]] = [
     ("552", "5.3.4"),
     ("555", "5.5.4"),
     ("530", "5.7.0"),
+    ("535", "5.7.8"),
     ("554", "5.7.0"),
     ("454", "4.7.0"),
     ("220 Ready to start TLS", "2.0.0"),
@@ -69,6 +73,9 @@ class ConnectionTracker:
     def __init__(self, limit: int):
         self.limit = limit
         self.sessions: set["SinkSMTP"] = set()
+        # Each session's command loop; shutdown waits for them so that no task is
+        # left pending on a loop that is about to close.
+        self.tasks: set[asyncio.Task] = set()
         self.shutting_down = False
 
     def has_room(self) -> bool:
@@ -84,14 +91,23 @@ class ConnectionTracker:
             await asyncio.sleep(0.02)
         for session in list(self.sessions):
             session.close_with_421()
+        if self.tasks:
+            _, pending = await asyncio.wait(set(self.tasks), timeout=1.0)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
 
 
-class SinkSMTP(SMTP):
+class SinkSMTP(SmtpAuth, SMTP):
     """One SMTP session of the sink."""
 
-    def __init__(self, handler: Any, *, tracker: ConnectionTracker, **kwargs: Any):
+    def __init__(self, handler: Any, *, tracker: ConnectionTracker,
+                 auth: Authenticator | None = None, auth_on_plaintext: bool = False,
+                 **kwargs: Any):
         super().__init__(handler, **kwargs)
         self.tracker = tracker
+        self.auth = auth
+        self.auth_on_plaintext = auth_on_plaintext
         self._refused = False
         self.busy = False  # True from DATA's 354 until its reply is sent
         self._parsing_mail_from = False
@@ -105,8 +121,12 @@ class SinkSMTP(SMTP):
                             .encode())  # type: ignore[attr-defined]
             transport.close()
             return
+        starting = self.transport is None
         self.tracker.sessions.add(self)
         super().connection_made(transport)
+        if starting and self._handler_coroutine is not None:
+            self.tracker.tasks.add(self._handler_coroutine)
+            self._handler_coroutine.add_done_callback(self.tracker.tasks.discard)
 
     def connection_lost(self, error: Optional[Exception]) -> None:
         if self._refused:
@@ -133,6 +153,19 @@ class SinkSMTP(SMTP):
             self.transport.write(f"421 4.3.2 {self.hostname} Service shutting down\r\n".encode())
             self.transport.close()
 
+    @property
+    def tls_active(self) -> bool:
+        """True once the connection is encrypted (after STARTTLS, or from the start on SMTPS)."""
+        return self.transport is not None and self.transport.get_extra_info("ssl_object") is not None
+
+    async def handle_exception(self, error: Exception) -> str:
+        if isinstance(error, TLSSetupException):
+            # A client that cannot finish the handshake: aiosmtpd closes the connection;
+            # one log line instead of a traceback.
+            log.info("%r TLS handshake failed: %s", self.session.peer, error.__cause__ or error)
+            return "454 4.7.0 TLS handshake failed"
+        return await super().handle_exception(error)
+
     # -- replies -------------------------------------------------------
     async def push(self, status: Any) -> None:
         if isinstance(status, str):
@@ -157,6 +190,18 @@ class SinkSMTP(SMTP):
             await super().smtp_MAIL(arg)
         finally:
             self._parsing_mail_from = False
+
+    @syntax("STARTTLS", when="tls_context")
+    async def smtp_STARTTLS(self, arg: str) -> None:
+        if self.tls_active:
+            await self.push("503 5.5.1 Error: TLS already active")
+            return
+        await super().smtp_STARTTLS(arg)
+        if self._tls_protocol is not None and not self.tls_active:
+            # The connection closed mid-handshake (idle timeout, client gone): asyncio then
+            # ends the handshake wait without an error and never tells this session its
+            # connection is lost, which would leak the session and its connection slot.
+            raise TLSSetupException("connection closed during the TLS handshake")
 
     @syntax("DATA")
     async def smtp_DATA(self, arg: str) -> None:

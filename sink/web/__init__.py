@@ -1,6 +1,7 @@
 """The HTTP side: one Starlette app of small mounted apps over the store.
 
-URL space: ``/api/v3`` mailsink's API, ``/livez`` and ``/readyz`` health; the UI,
+URL space: ``/api/v3`` mailsink's API, ``/livez`` and ``/readyz`` health,
+``/tls/ca.pem`` the generated CA certificate for clients to trust; the UI,
 MailHog's ``/api/v1``/``/api/v2`` and the probe's ``/api/smtp*`` mount here too.
 """
 from __future__ import annotations
@@ -17,13 +18,14 @@ from ..settings import Settings
 from ..store import Store
 from .api import create_api
 from .auth import BasicAuthMiddleware, load_htpasswd
-from .errors import JSON_EXCEPTION_HANDLERS
+from .errors import JSON_EXCEPTION_HANDLERS, json_error
+from .probe import probe_routes
 from .ui import ui_routes
 from .viewer import MessageViews
 
 
 def create_app(settings: Settings, store: Store, events: EventBus,
-               is_ready: Callable[[], bool]) -> Starlette:
+               is_ready: Callable[[], bool], ca_pem: bytes | None = None) -> Starlette:
     async def livez(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
@@ -32,12 +34,21 @@ def create_app(settings: Settings, store: Store, events: EventBus,
             return JSONResponse({"status": "ready"})
         return JSONResponse({"status": "starting"}, status_code=503)
 
+    async def tls_ca(request: Request) -> Response:
+        if ca_pem is None:
+            return json_error(404, "no generated CA: TLS is off or uses the certificate "
+                                   "given with --tls-cert")
+        return Response(ca_pem, media_type="application/x-pem-file",
+                        headers={"Content-Disposition": 'attachment; filename="mailsink-ca.pem"'})
+
     views = MessageViews(store)
     routes = [
         Route("/livez", livez),
         Route("/readyz", readyz),
+        Route("/tls/ca.pem", tls_ca),
         Mount("/api/v3", app=create_api(store, events, views)),
     ]
+    routes += probe_routes(settings)
     routes += ui_routes(store, events, views)
     app = Starlette(routes=routes, exception_handlers=JSON_EXCEPTION_HANDLERS)
     if settings.ui_auth_file:
