@@ -126,3 +126,20 @@ def test_static_assets_are_served(sink):
                        ("/static/favicon.svg", "image/svg+xml")]:
         response = httpx.get(sink.http_url + path)
         assert response.status_code == 200 and kind in response.headers["content-type"]
+
+
+def test_envelope_tab_shows_tls_and_auth_when_used():
+    import smtplib
+
+    from sink import Sink
+
+    with Sink(auth="any") as sink:
+        with smtplib.SMTP(sink.smtp_host, sink.smtp_port) as client:
+            client.starttls(context=sink.client_ssl_context())
+            client.login("app-user", "secret")
+            client.sendmail("a@example.com", ["b@example.com"], bytes(simple("secure")))
+        page = httpx.get(f"{sink.http_url}/message/{only_id(sink)}").text
+    envelope = page[page.index('data-panel="envelope"'):]
+    assert re.search(r"TLSv1\.[23] · \S+", envelope)
+    assert re.search(r"app-user · [A-Z0-9-]+<", envelope)          # smtplib picks CRAM-MD5
+    assert "not authenticated" not in envelope and "none (plain text)" not in envelope
