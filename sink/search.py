@@ -29,7 +29,15 @@ def _fts_phrase(text: str) -> str:
     return '"' + text.replace('"', '""') + '"'
 
 
-def _fts_condition(column: str | None, text: str, prefix: bool) -> tuple[str, list] | None:
+_FTS_SQL = "m.seq IN (SELECT rowid FROM message_text WHERE message_text MATCH ?)"
+
+
+class _Match(str):
+    """An FTS5 match expression for one term; ``compile_query`` combines them all
+    into one MATCH, so the word index is read once, not once per term."""
+
+
+def _fts_condition(column: str | None, text: str, prefix: bool) -> _Match | None:
     # Words without a letter or digit are no tokens to FTS5: such a term says nothing.
     words = [w for w in text.split() if _WORD.search(w)]
     if not words:
@@ -38,7 +46,7 @@ def _fts_condition(column: str | None, text: str, prefix: bool) -> tuple[str, li
         else _fts_phrase(text)
     if column:
         match = f"{column} : ({match})"
-    return "m.seq IN (SELECT rowid FROM message_text WHERE message_text MATCH ?)", [match]
+    return _Match(match)
 
 
 def _address_condition(column: str, value: str) -> tuple[str, list]:
@@ -71,7 +79,8 @@ def _date(value: str, key: str) -> tuple[float, bool]:
     return moment.timestamp(), False
 
 
-def _term_condition(key: str | None, value: str, quoted: bool) -> tuple[str, list] | None:
+def _term_condition(key: str | None, value: str,
+                    quoted: bool) -> tuple[str, list] | _Match | None:
     if key is None:
         return _fts_condition(None, value, prefix=not quoted)
     key = key.lower()
@@ -104,6 +113,8 @@ def compile_query(query: str) -> tuple[str, list]:
     """Turn a search string into ``(where_sql, params)``; "1" matches everything."""
     conditions: list[str] = []
     params: list = []
+    wanted: list[str] = []      # word-index terms, and those negated
+    unwanted: list[str] = []
     for negate, key, value in _TERM.findall(query.strip()):
         quoted = value.startswith('"')
         value = value.strip('"')
@@ -112,7 +123,19 @@ def compile_query(query: str) -> tuple[str, list]:
         condition = _term_condition(key or None, value, quoted)
         if condition is None:
             continue
+        if isinstance(condition, _Match):
+            (unwanted if negate else wanted).append(condition)
+            continue
         sql, values = condition
         conditions.append(f"NOT ({sql})" if negate else sql)
         params.extend(values)
+    if wanted:
+        # FTS5: "a AND b NOT c" is a and b and not c (NOT binds tighter than AND).
+        match = " AND ".join(f"({m})" for m in wanted) + "".join(f" NOT ({m})" for m in unwanted)
+        conditions.insert(0, _FTS_SQL)
+        params.insert(0, match)
+    else:
+        for m in unwanted:      # FTS5 has no unary NOT: each is its own condition
+            conditions.append(f"NOT ({_FTS_SQL})")
+            params.append(m)
     return (" AND ".join(conditions) or "1"), params

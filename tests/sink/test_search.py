@@ -110,8 +110,12 @@ def test_compile_query_shapes():
     assert compile_query("") == ("1", [])
     assert compile_query("   ") == ("1", [])
     where, params = compile_query('-subject:"a b" is:unread')
-    assert where.startswith("NOT (") and "m.is_read = 0" in where
+    assert "NOT (m.seq IN" in where and "m.is_read = 0" in where
     assert params == ['subject : ("a b")']
+    # Word-index terms become one MATCH, the negated ones inside it.
+    where, params = compile_query("alpha -beta subject:gamma")
+    assert where.count("MATCH") == 1
+    assert params == ['("alpha"*) AND (subject : ("gamma"*)) NOT ("beta"*)']
     with pytest.raises(SearchError):
         compile_query("after:2026-13-45")
 
