@@ -148,7 +148,7 @@ def create_api(store: Store, events: EventBus, views: MessageViews | None = None
                                     count_limit=COUNT_LIMIT)
         except (ValueError, SearchError) as error:
             return json_error(400, str(error))
-        total, unread = store.counts()
+        _, unread = store.counts()
         more = len(page.summaries) == limit
         return JSONResponse({"total": page.total, "total_exact": page.total_exact,
                              "unread": unread, "start": page.start,

@@ -2,7 +2,7 @@
 the message's HTML body as a sandboxed document.
 
 Pages are rendered on the server (Jinja2, autoescaped); ``static/app.js`` adds
-live updates (the ``/api/v3/events`` stream), endless scroll (keyset pages of
+live updates (the ``/api/v3/ws`` WebSocket), endless scroll (keyset pages of
 rows from ``/inbox/rows``), selection and the actions, all through ``/api/v3``.
 """
 from __future__ import annotations
@@ -26,6 +26,13 @@ from .viewer import MessageViews, recipients_only_in_envelope
 PAGE_SIZE = 50
 RAW_SHOWN = 512 * 1024   # the raw tab shows this much; the download has it all
 STATIC_DIR = os.path.join(os.path.dirname(__file__), "static")
+
+
+def header_block(raw: bytes) -> str:
+    """The raw header block, up to the first empty line (CRLF or bare LF)."""
+    end = min((i for i in (raw.find(b"\r\n\r\n"), raw.find(b"\n\n")) if i >= 0),
+              default=len(raw))
+    return raw[:end].decode("utf-8", "replace")
 
 
 def ui_routes(store: Store, events: EventBus, views: MessageViews) -> list:
@@ -62,7 +69,7 @@ def ui_routes(store: Store, events: EventBus, views: MessageViews) -> list:
         if found is None:
             total, unread = store.counts()
             return render("not_found.html", status_code=404, headers=PAGE_HEADERS,
-                          page="message", query="", total=total, unread=unread)
+                          page="not-found", query="", total=total, unread=unread)
         stored, view = found
         if not stored.summary.read:
             if await store.mark_read([message_id], True):
@@ -75,8 +82,7 @@ def ui_routes(store: Store, events: EventBus, views: MessageViews) -> list:
             total=total, unread=unread, m=stored.summary, envelope=stored.envelope, view=view,
             bcc=recipients_only_in_envelope(stored, view), raw_text=raw_text,
             raw_truncated=len(stored.raw) > RAW_SHOWN, raw_size=len(stored.raw),
-            raw_headers=stored.raw.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0]
-            .decode("utf-8", "replace"),
+            raw_headers=header_block(stored.raw),
             remote_images=frame.count_remote_images(html),
             quoted_id=urllib.parse.quote(message_id), part_url=part_url)
 
