@@ -81,7 +81,7 @@ class SinkServer:
                     enable_SMTPUTF8=True, timeout=s.idle_timeout, tracker=self.tracker,
                     tls_context=starttls, require_starttls=s.require_tls,
                     auth=self.authenticator, auth_on_plaintext=s.auth_allow_insecure,
-                    auth_required=s.require_auth)
+                    auth_required=s.require_auth, new_content=self.store.new_spool)
 
     async def start(self) -> None:
         s = self.settings

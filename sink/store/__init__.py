@@ -81,8 +81,11 @@ class Store(Protocol):
 
     async def open(self) -> None: ...
     async def close(self) -> None: ...
-    async def add(self, raw: bytes, envelope: Envelope) -> str:
-        """Store durably and return the new id; returns only after the commit."""
+    def new_spool(self) -> Any:
+        """A writable buffer (``write``, ``discard``) for an incoming message that
+        ``add`` accepts in place of bytes; a store may keep large ones on disk."""
+    async def add(self, raw: Any, envelope: Envelope) -> str:
+        """Store bytes or a spool durably; return the new id, only after the commit."""
     async def get(self, message_id: str) -> StoredMessage | None: ...
     async def get_raw(self, message_id: str) -> bytes | None: ...
     async def list(self, start: int = 0, limit: int = 50, query: str | None = None,
