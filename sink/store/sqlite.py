@@ -468,7 +468,6 @@ class SQLiteStore:
         # 64 bytes of overlap, so a header cut by a chunk boundary is seen whole.
         return sum(mime.count_attachment_headers(chunk, end=READ_CHUNK) for chunk in
                    self.files.chunks(file_name, mime.INDEX_LIMIT, READ_CHUNK, overlap=64))
-        return count
 
     # -- reads (a small thread pool, one connection per thread) ----------
     def _reader(self) -> sqlite3.Connection:
