@@ -107,6 +107,19 @@ class Message:
 
     def build(self) -> EmailMessage:
         """The ``EmailMessage`` (7-bit clean unless an address is non-ASCII)."""
+        if self.subject is not None:
+            _check_header("Subject", self.subject)
+        for attachment in self.attachments:
+            _check_header("Content-Disposition", attachment.filename or "")
+            _check_header("Content-Type", attachment.content_type or "")
+        try:
+            return self._build()
+        except UsageError:
+            raise
+        except ValueError as error:  # the email package refusing a value: bad input
+            raise UsageError(f"cannot build the message: {error}", stage="usage") from None
+
+    def _build(self) -> EmailMessage:
         utf8 = self.needs_smtputf8()
         # cte_type=7bit makes non-ASCII text quoted-printable, so no 8BITMIME is needed.
         policy = (email_policy.SMTPUTF8 if utf8 else email_policy.SMTP).clone(

@@ -60,7 +60,14 @@ def _bool(text: str) -> bool:
     raise ValueError("must be true or false")
 
 
-def _readable_file(text: str) -> str:
+def _optional_path(text: str) -> str | None:
+    """A path, or None for an empty value (``MAILSINK_DB=`` in a compose file means unset)."""
+    return text if text.strip() else None
+
+
+def _readable_file(text: str) -> str | None:
+    if not text.strip():
+        return None
     if not os.path.isfile(text) or not os.access(text, os.R_OK):
         raise ValueError("is not a readable file")
     return text
@@ -97,7 +104,7 @@ OPTIONS: list[Option] = [
     Option("smtp_port", _port, "SMTP port (0 = a free port)"),
     Option("http_port", _port, "HTTP port for the UI and API (0 = a free port)"),
     Option("hostname", str, "name in the SMTP greeting and EHLO reply"),
-    Option("db", str, "SQLite file to persist messages in (default: a temporary file removed at exit)"),
+    Option("db", _optional_path, "SQLite file to persist messages in (default: a temporary file removed at exit)"),
     Option("max_messages", _non_negative_int, "keep only the newest N messages (0 = unlimited)"),
     Option("max_size", _positive_int, "largest message accepted, in bytes (advertised as SIZE)"),
     Option("max_recipients", _positive_int, "recipients allowed per message (452 past it)"),
@@ -105,13 +112,13 @@ OPTIONS: list[Option] = [
     Option("idle_timeout", _positive_float, "seconds an SMTP client may stay silent before 421"),
     Option("log_level", _choice("debug", "info", "warning", "error"), "log verbosity"),
     Option("smtps_port", _optional_port, "implicit-TLS SMTP port, like 465 (off by default; 0 = a free port)"),
-    Option("tls_cert", str, "PEM certificate (chain) file to use instead of a generated one"),
-    Option("tls_key", str, "PEM private key file for --tls-cert (omit if the cert file holds it)"),
-    Option("ca_out", str, "write the generated CA certificate (PEM) to this path at start-up"),
+    Option("tls_cert", _optional_path, "PEM certificate (chain) file to use instead of a generated one"),
+    Option("tls_key", _optional_path, "PEM private key file for --tls-cert (omit if the cert file holds it)"),
+    Option("ca_out", _optional_path, "write the generated CA certificate (PEM) to this path at start-up"),
     Option("no_starttls", _bool, "do not offer STARTTLS on the SMTP port", flag_only_bool=True),
     Option("require_tls", _bool, "refuse MAIL (530 5.7.0) until STARTTLS", flag_only_bool=True),
     Option("auth", _choice("off", "any", "file"), "SMTP AUTH: off, any (accept any credentials) or file"),
-    Option("auth_file", str, "credentials file for --auth file: user:password lines (plain or bcrypt)"),
+    Option("auth_file", _optional_path, "credentials file for --auth file: user:password lines (plain or bcrypt)"),
     Option("require_auth", _bool, "refuse MAIL (530 5.7.0) until AUTH", flag_only_bool=True),
     Option("auth_allow_insecure", _bool, "offer AUTH on plaintext connections too", flag_only_bool=True),
     Option("probe_api", _choice("on", "off", "auto"), "/api/smtp* probe endpoints (auto: on if --listen is loopback)"),

@@ -22,6 +22,17 @@ def require_tool(name: str) -> str:
     return path
 
 
+def wait_until(predicate, timeout: float = 5.0, what: str = "condition") -> None:
+    """Poll ``predicate`` until true; fail after ``timeout`` seconds (no fixed sleeps)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.01)
+
+
 @pytest.fixture
 def sink():
     """A fresh sink for one test: SMTP and HTTP on free loopback ports."""

@@ -45,6 +45,7 @@ class DataResult:
     content: Any | None
     size: int
     leftover: bytes
+    storage_error: OSError | None = None  # writing it failed (disk full...): nothing kept
 
 
 class ConnectionLostDuringData(ConnectionError):
@@ -75,6 +76,13 @@ def _append_unstuffed(content: Content, window: bytearray, start: int, cut: int)
         content.write(view[start:cut])
 
 
+def _discard_quietly(content: Content) -> None:
+    try:
+        content.discard()
+    except OSError:
+        pass  # what is left behind is removed at the next start
+
+
 async def read_data(reader: asyncio.StreamReader, size_limit: int | None,
                     on_progress: Callable[[], None] | None = None,
                     into: Content | None = None) -> DataResult:
@@ -86,7 +94,7 @@ async def read_data(reader: asyncio.StreamReader, size_limit: int | None,
     try:
         return await _read_into(reader, size_limit, on_progress, content)
     except BaseException:
-        content.discard()
+        _discard_quietly(content)
         raise
 
 
@@ -96,6 +104,7 @@ async def _read_into(reader: asyncio.StreamReader, size_limit: int | None,
     # so a dot at the very start is unstuffed and ".CRLF" alone ends DATA.
     window = bytearray(b"\r\n")
     kept: Content | None = content
+    storage_error: OSError | None = None
     received = 0
     first = True
     while True:
@@ -118,7 +127,16 @@ async def _read_into(reader: asyncio.StreamReader, size_limit: int | None,
                 kept.discard()  # too big: drop what we have, keep reading to the end
                 kept = None
             if kept is not None:
-                _append_unstuffed(kept, window, prefix, cut)
+                try:
+                    _append_unstuffed(kept, window, prefix, cut)
+                except OSError as error:
+                    # The spool could not be written: keep reading to the end of DATA
+                    # (never run the rest of the body as commands), then say so.
+                    # Drop the traceback: its frames hold views of ``window``,
+                    # which could then not be resized.
+                    storage_error = error.with_traceback(None)
+                    _discard_quietly(kept)
+                    kept = None
             del window[:cut]
         if end >= 0:
-            return DataResult(kept, received, leftover)
+            return DataResult(kept, received, leftover, storage_error)

@@ -19,6 +19,17 @@ from .tls import connection_tls
 log = logging.getLogger(__name__)
 
 MALFORMED_ADDRESS = "553 5.1.3 Error: malformed address"
+NOT_UTF8_ADDRESS = "553 5.6.7 Error: address is not valid UTF-8"
+
+
+def is_utf8(text: str) -> bool:
+    """False for arguments holding bytes that were not UTF-8 (aiosmtpd keeps them as
+    lone surrogates, which nothing downstream can store or show)."""
+    try:
+        text.encode("utf-8")
+        return True
+    except UnicodeEncodeError:
+        return False
 
 
 def is_plausible_address(address: str) -> bool:
@@ -58,6 +69,8 @@ class SinkHandler:
 
     async def handle_MAIL(self, server: Any, session: Session, envelope: SMTPEnvelope,
                           address: str, mail_options: list[str]) -> str:
+        if not is_utf8(address):
+            return NOT_UTF8_ADDRESS
         if address != NULL_SENDER and not is_plausible_address(address):
             return MALFORMED_ADDRESS
         envelope.mail_from = address
@@ -66,6 +79,8 @@ class SinkHandler:
 
     async def handle_RCPT(self, server: Any, session: Session, envelope: SMTPEnvelope,
                           address: str, rcpt_options: list[str]) -> str:
+        if not is_utf8(address):
+            return NOT_UTF8_ADDRESS
         if not is_plausible_address(address):
             return MALFORMED_ADDRESS
         if len(envelope.rcpt_tos) >= self.max_recipients:
@@ -96,7 +111,9 @@ class SinkHandler:
         return Envelope(
             mail_from="" if mail_from == NULL_SENDER else mail_from,
             rcpt_tos=list(envelope.rcpt_tos),
-            helo=session.host_name or "",
+            # The HELO name is the client's to choose, bytes included: keep it readable.
+            helo=(session.host_name or "").encode("utf-8", "surrogateescape")
+                                          .decode("utf-8", "replace"),
             peer=peer_text(session.peer),
             received_at=time.time(),
             smtputf8=bool(envelope.smtp_utf8),

@@ -32,7 +32,6 @@ _ENHANCED_BY_PREFIX: list[tuple[str, str]] = [
     ("500 Error: bad syntax", "5.5.2"),
     ("500 Error: command", "5.5.1"),
     ("500 Error: strict ASCII", "5.6.7"),
-    ("502 5.5.1", ""),
     ("502", "5.5.1"),
     ("503", "5.5.1"),
     ("501", "5.5.4"),
@@ -61,7 +60,7 @@ def with_enhanced_code(reply: str) -> str:
         return "552 5.3.4 Message size exceeds fixed maximum message size"
     for prefix, code in _ENHANCED_BY_PREFIX:
         if reply.startswith(prefix):
-            return f"{reply[:3]} {code} {reply[4:]}" if code else reply
+            return f"{reply[:3]} {code} {reply[4:]}"
     if reply[0] in "45":
         return f"{reply[:3]} {reply[0]}.0.0 {reply[4:]}"
     return reply
@@ -237,7 +236,12 @@ class SinkSMTP(SmtpAuth, SMTP):
                 self._reader._buffer[0:0] = result.leftover  # type: ignore[attr-defined]
             if result.content is None:
                 self._set_post_data_state()
-                await self.push("552 5.3.4 Message size exceeds fixed maximum message size")
+                if result.storage_error is not None:
+                    log.error("%r could not spool a message: %s", self.session.peer,
+                              result.storage_error)
+                    await self.push("452 4.3.1 Insufficient system storage, try again later")
+                else:
+                    await self.push("552 5.3.4 Message size exceeds fixed maximum message size")
                 return
             self.envelope.original_content = result.content
             self.envelope.content = result.content
@@ -247,7 +251,10 @@ class SinkSMTP(SmtpAuth, SMTP):
         finally:
             # Whatever the handler did not hand to the store (a rejection, an error)
             # is dropped here, spool file included.
-            content.discard()
+            try:
+                content.discard()
+            except OSError as error:
+                log.warning("could not drop a spooled message: %s", error)
             self.busy = False
         if self.tracker.shutting_down:
             self.close_with_421()

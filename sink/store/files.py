@@ -10,9 +10,12 @@ name is whole; anything left without a row by a crash is removed at the next sta
 """
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 from typing import Iterable, Iterator
+
+log = logging.getLogger(__name__)
 
 READ_CHUNK = 1024 * 1024
 LARGE_MESSAGE = 1024 * 1024  # raw messages larger than this are kept in files
@@ -115,11 +118,14 @@ class MessageFiles:
                 position += size
 
     def unlink(self, names: Iterable[str]) -> None:
+        """Remove these files; a file that cannot be removed is left for the next start."""
         for name in names:
             try:
                 os.unlink(self.path(name))
             except FileNotFoundError:
                 pass
+            except OSError as error:
+                log.warning("cannot remove %s: %s", self.path(name), error)
 
     def remove_unreferenced(self, referenced: set[str]) -> None:
         """Remove files no row names (a crash between write and commit)."""

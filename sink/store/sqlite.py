@@ -108,6 +108,15 @@ def _connect(path: str, durable: bool = True) -> sqlite3.Connection:
     return connection
 
 
+def _valid_text(text: str) -> str:
+    """``text`` without lone surrogates (which SQLite refuses and would wedge the indexer)."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "replace").decode("utf-8")
+
+
 def _summary_from_row(row: Sequence[Any]) -> Summary:
     return Summary(
         id=row[0], received_at=row[1], size=row[2], from_=row[3],
@@ -263,10 +272,7 @@ class SQLiteStore:
                     idle_work = self._unindexed or self._excess() > 0
                     job = self._jobs.get(timeout=INDEX_AFTER_IDLE if idle_work else None)
                 except queue.Empty:
-                    if self._excess() > 0:
-                        self._run_batch(connection, [])  # retention left over from a big prune
-                    else:
-                        self._index_some(connection, INDEX_CHUNK)
+                    self._idle_work(connection)
                     continue
                 pending.append(job)
             # Drain whatever else is queued right now: that is the group commit.
@@ -282,39 +288,72 @@ class SQLiteStore:
             if stop:
                 return
 
+    def _idle_work(self, connection: sqlite3.Connection) -> None:
+        """Retention left over from a big prune, else indexing; never kills the writer."""
+        try:
+            if self._excess() > 0:
+                self._run_batch(connection, [])
+            else:
+                self._index_some(connection, INDEX_CHUNK)
+        except Exception:
+            log.exception("store: idle work failed; will retry")
+            if connection.in_transaction:
+                connection.execute("ROLLBACK")
+            time.sleep(INDEX_AFTER_IDLE)  # do not spin on a persistent error
+
     @staticmethod
     def _count_unindexed(connection: sqlite3.Connection) -> int:
         return connection.execute("SELECT count(*) FROM messages WHERE indexed = 0").fetchone()[0]
 
     def _run_batch(self, connection: sqlite3.Connection, jobs: list[_Job]) -> None:
+        """Run ``jobs`` in one transaction and resolve their futures, whatever happens."""
         results: list[tuple[_Job, Any, BaseException | None]] = []
         pruned: list[str] = []
         writes = [job for job in jobs if job.kind != "catch_up"]
+        failed = False
         try:
             connection.execute("BEGIN IMMEDIATE")
             for job in writes:
+                # A savepoint per job: a job that fails leaves nothing half-written,
+                # and the others in the batch still commit.
+                connection.execute("SAVEPOINT job")
                 try:
-                    results.append((job, getattr(self, "_do_" + job.kind)(connection, *job.args), None))
-                except sqlite3.Error as error:
+                    value = getattr(self, "_do_" + job.kind)(connection, *job.args)
+                except Exception as error:
+                    log.error("store: %s failed: %s", job.kind, error)
+                    connection.execute("ROLLBACK TO job")
                     results.append((job, None, error))
+                    failed = True
+                else:
+                    results.append((job, value, None))
+                connection.execute("RELEASE job")
             pruned = self._prune(connection)
             connection.execute("COMMIT")
-            assert self.files is not None
-            self.files.unlink(self._unlink_after_commit)
-        except sqlite3.Error as error:
-            log.error("commit failed: %s", error)
+        except Exception as error:
+            log.exception("store: commit failed")
             if connection.in_transaction:
                 connection.execute("ROLLBACK")
             results = [(job, None, error) for job in writes]
-            # The counters moved with statements that were rolled back: recount.
+            pruned = []
+            failed = True
+        if failed:
+            # Counters moved with statements that were rolled back: recount them.
             self._count = connection.execute("SELECT count(*) FROM messages").fetchone()[0]
             self._unread = connection.execute(
                 "SELECT count(*) FROM messages WHERE is_read = 0").fetchone()[0]
+        else:
+            assert self.files is not None
+            self.files.unlink(self._unlink_after_commit)
         self._unlink_after_commit = []
         self._unindexed = self._count_unindexed(connection)
         if len(writes) < len(jobs):
-            while self._index_some(connection, 1024):
-                pass
+            try:
+                while self._index_some(connection, 1024):
+                    pass
+            except Exception:
+                log.exception("store: indexing failed")
+                if connection.in_transaction:
+                    connection.execute("ROLLBACK")
             results += [(job, None, None) for job in jobs if job.kind == "catch_up"]
         assert self._loop is not None
         self._loop.call_soon_threadsafe(self._resolve, results, pruned)
@@ -444,6 +483,8 @@ class SQLiteStore:
             sender = f"{from_addr} {envelope.get('mail_from', '')}"
             recipients = ", ".join([*json.loads(to_addrs), *json.loads(cc_addrs),
                                     *envelope.get("rcpt_tos", [])])
+            sender, recipients, subject, text = (
+                _valid_text(value) for value in (sender, recipients, subject, text))
             addresses = f"{sender} {recipients}"
             updates.append((seq, subject, addresses, text,
                             text[:mime.SNIPPET_LENGTH], attachments))

@@ -19,6 +19,7 @@ from ..store import Store
 from .api import create_api
 from .auth import BasicAuthMiddleware, load_htpasswd
 from .errors import JSON_EXCEPTION_HANDLERS, json_error
+from .guard import RequestGuard, guard_options
 from .probe import probe_routes
 from .ui import ui_routes
 from .viewer import MessageViews
@@ -54,4 +55,6 @@ def create_app(settings: Settings, store: Store, events: EventBus,
     if settings.ui_auth_file:
         # Raises AuthFileError (a ValueError) for an unusable file.
         app.add_middleware(BasicAuthMiddleware, users=load_htpasswd(settings.ui_auth_file))
+    # Added last, so it runs first: nothing else sees a request it refuses.
+    app.add_middleware(RequestGuard, **guard_options(settings))
     return app

@@ -148,3 +148,10 @@ def test_sendmail_errors_use_sysexits():
 def test_help(argv):
     run = mailsink(*argv)
     assert run.returncode == 0 and b"--tls" in run.stdout
+
+
+def test_line_break_in_subject_is_a_usage_error_not_a_traceback(sink):
+    result = mailsink("send", "--server", f"127.0.0.1:{sink.smtp_port}", "--from", "a@x.test",
+                      "--to", "b@x.test", "--subject", "a\nb", "--tls", "none")
+    assert result.returncode == 2
+    assert b"Traceback" not in result.stderr and b"line break" in result.stderr

@@ -52,3 +52,11 @@ def test_reply_parts():
     assert str(reply) == "550 5.1.1 <a@x.test>: user unknown see the docs"
     assert reply.raw == "550-5.1.1 <a@x.test>: user unknown\r\n550 see the docs"
     assert Reply(354, ["1.2.3 go"]).enhanced_code is None
+
+
+def test_line_breaks_in_subject_or_attachment_names_are_usage_errors():
+    for message in (probe.Message("a@x.test", to=["b@x.test"], subject="hi\r\nBcc: e@x.test"),
+                    probe.Message("a@x.test", to=["b@x.test"], attachments=[
+                        probe.Attachment("evil\n.txt", b"x")])):
+        with pytest.raises(probe.UsageError, match="line break"):
+            message.build()

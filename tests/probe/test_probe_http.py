@@ -135,3 +135,11 @@ def test_allowlist(smtpd):
         assert ok.status_code == 200
         no = post(allowed, "/api/smtp/connect", host="localhost", port=server.port)
         assert no.status_code == 403 and no.json()["error"].startswith("Host not allowed")
+
+
+def test_header_injection_attempt_is_a_400(sink):
+    response = post(sink, "/api/smtp/send", host="127.0.0.1", port=sink.smtp_port,
+                    **{"from": "a@example.com"}, to="b@example.com",
+                    subject="hi\r\nBcc: evil@example.com", body="x")
+    assert response.status_code == 400
+    assert "line break" in response.json()["error"]

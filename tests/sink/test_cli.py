@@ -94,6 +94,17 @@ def test_restart_with_db_keeps_every_message(tmp_path):
         again.stop()
 
 
+def test_empty_db_variable_means_the_temporary_store(tmp_path):
+    served = Served("--smtp-port", "0", "--http-port", "0",
+                    env={"MAILSINK_DB": "", "TMPDIR": str(tmp_path)})
+    try:
+        send(served.smtp_port, "kept")
+        assert subjects(served.http_url) == ["kept"]
+    finally:
+        served.stop()
+    assert not any(tmp_path.iterdir())
+
+
 def test_default_store_leaves_nothing_behind(tmp_path):
     served = Served("--smtp-port", "0", "--http-port", "0", env={"TMPDIR": str(tmp_path)})
     send(served.smtp_port, "temporary")

@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import random
 
+from sink.smtp import data
 from sink.smtp.data import read_data
 
 
@@ -14,28 +15,39 @@ def stuff(body: bytes) -> bytes:
 
 
 async def read(wire: bytes, cuts: list[int], limit=None):
+    """Feed ``wire`` in pieces of ``cuts`` bytes, one piece per loop turn, while reading."""
     reader = asyncio.StreamReader()
-    position = 0
-    for cut in cuts:
-        reader.feed_data(wire[position:position + cut])
-        position += cut
-    reader.feed_data(wire[position:])
-    return await read_data(reader, limit)
+
+    async def feed():
+        position = 0
+        for cut in cuts:
+            reader.feed_data(wire[position:position + cut])
+            position += cut
+            await asyncio.sleep(0)
+        reader.feed_data(wire[position:])
+
+    feeder = asyncio.create_task(feed())
+    result = await read_data(reader, limit)
+    await feeder
+    return result
 
 
-def test_random_bodies_and_random_chunking_round_trip():
+def test_random_bodies_and_random_chunking_round_trip(monkeypatch):
     rng = random.Random(20261123)
     pieces = [b"\r\n", b".", b"a", b"\r", b"\n", b"..", b"\r\n.\r\n"]
 
     async def check_all():
-        for _ in range(3000):
-            body = b"".join(rng.choice(pieces) for _ in range(rng.randint(0, 30)))
-            body = (b"x" + body).rstrip(b"\r\n") + b"\r\n"  # a real body ends in CRLF
-            wire = stuff(body[:-2]) + b"\r\n.\r\nNEXT\r\n"
-            cuts = [rng.randint(1, 7) for _ in range(len(wire) // 3)]
-            result = await read(wire, cuts)
-            assert bytes(result.content) == body, (body, wire, cuts)
-            assert result.leftover == b"NEXT\r\n"[:len(result.leftover)]
+        # Tiny read sizes put a chunk boundary everywhere: inside CRLF, before a dot...
+        for chunk_size in (1, 2, 3, 4, 5, 7, 11, 4096):
+            monkeypatch.setattr(data, "CHUNK", chunk_size)
+            for _ in range(400):
+                body = b"".join(rng.choice(pieces) for _ in range(rng.randint(0, 30)))
+                body = (b"x" + body).rstrip(b"\r\n") + b"\r\n"  # a real body ends in CRLF
+                wire = stuff(body[:-2]) + b"\r\n.\r\nNEXT\r\n"
+                cuts = [rng.randint(1, 7) for _ in range(len(wire) // 3)]
+                result = await read(wire, cuts)
+                assert bytes(result.content) == body, (chunk_size, body, wire, cuts)
+                assert b"NEXT\r\n".startswith(result.leftover)
     asyncio.run(check_all())
 
 

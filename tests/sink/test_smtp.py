@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from sink import Sink
-from tests.conftest import require_tool
+from tests.conftest import require_tool, wait_until
 from tests.wire import Wire
 
 
@@ -323,7 +323,7 @@ def test_connection_cap_refuses_new_clients_only():
         assert second.cmd("NOOP").startswith("250")
         first.cmd("QUIT")
         first.close()
-        time.sleep(0.2)
+        wait_until(lambda: len(sink.server.tracker.sessions) < 2, what="the slot to free up")
         fourth = Wire(sink.smtp_host, sink.smtp_port)
         assert fourth.greeting.startswith("220")
         for wire in (second, third, fourth):
@@ -372,15 +372,11 @@ def test_large_message_dropped_mid_data_leaves_no_file(sink):
     wire.cmd("MAIL FROM:<a@example.com>")
     wire.cmd("RCPT TO:<b@example.com>")
     wire.cmd("DATA")
-    wire.send(b"Subject: big and cut\r\n\r\n" + b"z" * 78 + b"\r\n" * 1 + (b"y" * 78 + b"\r\n") * 40000)
-    time.sleep(0.3)
-    assert any(name.endswith(".part") for name in os.listdir(directory))  # spooled to disk
+    wire.send(b"Subject: big and cut\r\n\r\n" + (b"y" * 78 + b"\r\n") * 40000)
+    wait_until(lambda: any(name.endswith(".part") for name in os.listdir(directory)),
+               what="the message to be spooled to disk")
     wire.close()
-    for _ in range(50):
-        if not os.listdir(directory):
-            break
-        time.sleep(0.05)
-    assert os.listdir(directory) == []
+    wait_until(lambda: os.listdir(directory) == [], what="the spool file to be removed")
     assert messages(sink) == []
 
 
@@ -395,3 +391,38 @@ def test_large_message_over_the_size_limit_leaves_no_file():
         wire.send(b"Subject: too big\r\n\r\n" + (b"y" * 78 + b"\r\n") * 40000 + b".\r\n")
         assert wire.reply().startswith("552 5.3.4")
         assert os.listdir(sink.server.store.files.directory) == []
+
+
+def test_non_utf8_address_is_refused_and_ingest_goes_on(sink):
+    with Wire(sink.smtp_host, sink.smtp_port) as wire:
+        wire.cmd(b"EHLO h\xffst.example")
+        assert wire.cmd(b"MAIL FROM:<\xff@example.com>").startswith("553 5.6.7")
+        assert wire.cmd("MAIL FROM:<a@example.com>").startswith("250")
+        assert wire.cmd(b"RCPT TO:<b\xfe@example.com>").startswith("553 5.6.7")
+        assert wire.cmd("RCPT TO:<b@example.com>").startswith("250")
+        wire.cmd("DATA")
+        wire.send(b"Subject: after junk\r\n\r\nx\r\n.\r\n")
+        assert wire.reply().startswith("250")
+    listed = messages(sink)  # the writer and indexer are still alive
+    assert [m["subject"] for m in listed] == ["after junk"]
+    assert envelope_of(sink, listed[0]["id"])["helo"] == "h\ufffdst.example"
+    with smtplib.SMTP(sink.smtp_host, sink.smtp_port) as client:
+        client.sendmail("a@example.com", ["b@example.com"], "Subject: next\r\n\r\nx\r\n")
+    assert len(messages(sink)) == 2
+
+
+def test_spool_write_failure_is_452_and_the_body_never_runs_as_commands(sink):
+    import shutil
+
+    shutil.rmtree(sink.server.store.files.directory)  # stands in for a full disk
+    body = b"Subject: big\r\n\r\n" + (b"y" * 78 + b"\r\n") * 20000 + b"QUIT\r\n" * 3
+    with Wire(sink.smtp_host, sink.smtp_port) as wire:
+        wire.cmd("EHLO x")
+        wire.cmd("MAIL FROM:<a@example.com>")
+        wire.cmd("RCPT TO:<b@example.com>")
+        wire.cmd("DATA")
+        wire.send(body + b".\r\n")
+        assert wire.reply().startswith("452 4.3.1")
+        assert wire.cmd("NOOP").startswith("250")  # not closed by a smuggled QUIT
+        assert wire.cmd("DATA").startswith("503")  # the transaction was reset
+    assert messages(sink) == []

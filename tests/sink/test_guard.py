@@ -1,0 +1,66 @@
+"""Requests a web page elsewhere could make through the user's browser are refused."""
+from __future__ import annotations
+
+import smtplib
+
+import httpx
+import pytest
+import websockets.sync.client
+
+CROSS_SITE = {"Origin": "https://evil.example", "Sec-Fetch-Site": "cross-site"}
+
+
+def send_one(sink) -> str:
+    with smtplib.SMTP(sink.smtp_host, sink.smtp_port) as client:
+        client.sendmail("a@example.com", ["b@example.com"], "Subject: kept\r\n\r\nx\r\n")
+    return httpx.get(f"{sink.http_url}/api/v3/messages").json()["messages"][0]["id"]
+
+
+def test_dns_rebinding_host_is_refused(sink):
+    response = httpx.get(f"{sink.http_url}/api/v3/messages",
+                         headers={"Host": "attacker.example:8025"})
+    assert response.status_code == 403
+    assert "loopback" in response.json()["error"]
+    for host in ("localhost:8025", "127.0.0.1", "[::1]:8025", "app.localhost"):
+        assert httpx.get(f"{sink.http_url}/api/v3/messages",
+                         headers={"Host": host}).status_code == 200, host
+
+
+def test_cross_site_delete_is_refused_and_nothing_is_lost(sink):
+    message_id = send_one(sink)
+    refused = httpx.delete(f"{sink.http_url}/api/v3/messages", headers=CROSS_SITE)
+    assert refused.status_code == 403
+    refused = httpx.delete(f"{sink.http_url}/api/v3/messages",
+                           headers={"Origin": "https://evil.example"})
+    assert refused.status_code == 403
+    assert httpx.get(f"{sink.http_url}/api/v3/messages/{message_id}").status_code == 200
+    # The UI's own origin, and clients that send no Origin, may delete.
+    same_origin = httpx.delete(f"{sink.http_url}/api/v3/messages/{message_id}",
+                               headers={"Origin": sink.http_url})
+    assert same_origin.status_code == 200
+
+
+def test_cross_site_probe_request_is_refused_even_as_get(sink):
+    # An <img src="http://localhost:8025/api/smtp/connect?host=..."> on another site.
+    response = httpx.get(f"{sink.http_url}/api/smtp/connect",
+                         params={"host": "127.0.0.1", "port": str(sink.smtp_port)},
+                         headers={"Sec-Fetch-Site": "cross-site"})
+    assert response.status_code == 403
+    form_post = httpx.post(f"{sink.http_url}/api/smtp/send",
+                           content=b'{"host": "127.0.0.1"}',
+                           headers={"Content-Type": "text/plain", **CROSS_SITE})
+    assert form_post.status_code == 403
+
+
+def test_cross_site_reads_stay_open(sink):
+    # The sandboxed message frame is an opaque origin: its image loads are cross-site.
+    response = httpx.get(f"{sink.http_url}/livez", headers={"Sec-Fetch-Site": "cross-site"})
+    assert response.status_code == 200
+
+
+def test_websocket_from_another_origin_is_refused(sink):
+    url = sink.http_url.replace("http://", "ws://") + "/api/v3/ws"
+    with pytest.raises(websockets.exceptions.InvalidStatus):
+        websockets.sync.client.connect(url, origin="https://evil.example", open_timeout=5)
+    with websockets.sync.client.connect(url, origin=sink.http_url, open_timeout=5):
+        pass
