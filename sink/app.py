@@ -10,10 +10,12 @@ import uvicorn
 
 from .events import EventBus
 from .settings import Settings
+from .smtp.chaos import Chaos
 from .smtp.handler import SinkHandler
 from .smtp.server import ConnectionTracker, SinkSMTP
 from .store import Store, open_store
 from .web import create_app
+from .web.basic_auth import AuthFileError
 
 log = logging.getLogger("mailsink")
 
@@ -51,6 +53,8 @@ class SinkServer:
             on_pruned=lambda ids: self.events.publish("deleted", ids=ids))
         self.tracker = ConnectionTracker(settings.max_connections)
         self.handler = SinkHandler(self.store, self.events, settings.max_recipients)
+        self.chaos = Chaos.from_settings(settings)  # Jim and fault rules, changeable at run time
+        self.release = None  # set up in start(): sink.release.Releaser
         self.smtp_port = 0
         self.http_port = 0
         self._smtp_server: asyncio.base_events.Server | None = None
@@ -66,7 +70,8 @@ class SinkServer:
         """Keyword arguments for every ``SinkSMTP`` session."""
         s = self.settings
         return dict(hostname=s.hostname, ident="mailsink ESMTP", data_size_limit=s.max_size,
-                    enable_SMTPUTF8=True, timeout=s.idle_timeout, tracker=self.tracker)
+                    enable_SMTPUTF8=True, timeout=s.idle_timeout, tracker=self.tracker,
+                    chaos=self.chaos)
 
     async def start(self) -> None:
         s = self.settings
@@ -88,7 +93,14 @@ class SinkServer:
             lambda: SinkSMTP(self.handler, loop=loop, **kwargs), sock=smtp_sock, backlog=1024)
         self.smtp_port = smtp_sock.getsockname()[1]
 
-        app = create_app(s, self.store, self.events, lambda: self._ready)
+        try:
+            app = create_app(s, self.store, self.events, lambda: self._ready,
+                             chaos=self.chaos, release=self.release)
+        except AuthFileError as error:
+            self._smtp_server.close()
+            http_sock.close()
+            await self.store.close()
+            raise StartupError(str(error)) from None
         config = uvicorn.Config(app, log_level="warning", access_log=False,
                                 lifespan="off", timeout_graceful_shutdown=2)
         config.load()

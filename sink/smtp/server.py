@@ -16,6 +16,7 @@ from typing import Any, Optional
 
 from aiosmtpd.smtp import SMTP, syntax
 
+from . import chaos as chaos_module
 from .data import ConnectionLostDuringData, read_data
 
 log = logging.getLogger(__name__)
@@ -87,9 +88,13 @@ class ConnectionTracker:
 class SinkSMTP(SMTP):
     """One SMTP session of the sink."""
 
-    def __init__(self, handler: Any, *, tracker: ConnectionTracker, **kwargs: Any):
+    def __init__(self, handler: Any, *, tracker: ConnectionTracker,
+                 chaos: "chaos_module.Chaos | None" = None, **kwargs: Any):
         super().__init__(handler, **kwargs)
         self.tracker = tracker
+        self.chaos = chaos  # Jim and fault rules, shared by the server's sessions
+        self.chaos_session: chaos_module.SessionChaos | None = None
+        self._greeted = False
         self._refused = False
         self.busy = False  # True from DATA's 354 until its reply is sent
         self._parsing_mail_from = False
@@ -103,6 +108,12 @@ class SinkSMTP(SMTP):
                             .encode())  # type: ignore[attr-defined]
             transport.close()
             return
+        if self.transport is None and self.chaos is not None and self.chaos.active:
+            self.chaos_session = self.chaos.accept_connection()
+            if self.chaos_session is None:  # Jim turns this one away: closed, no banner
+                self._refused = True
+                transport.close()
+                return
         self.tracker.sessions.add(self)
         super().connection_made(transport)
 
@@ -135,7 +146,19 @@ class SinkSMTP(SMTP):
     async def push(self, status: Any) -> None:
         if isinstance(status, str):
             status = with_enhanced_code(status)
+        if self.chaos is not None and self.chaos.active:
+            if not self._greeted:
+                await asyncio.sleep(self.chaos.delay_for("connect"))
+            await chaos_module.throttle(self.chaos_session, len(status))
+        self._greeted = True
         await super().push(status)
+
+    async def _call_handler_hook(self, command: str, *args: Any) -> Any:
+        if self.chaos is not None and self.chaos.active:
+            reply = await chaos_module.before_reply(self.chaos, self, command, args)
+            if reply is not None:
+                return reply
+        return await super()._call_handler_hook(command, *args)
 
     # -- commands ------------------------------------------------------
     def _getaddr(self, arg: str) -> tuple[Optional[str], Optional[str]]:

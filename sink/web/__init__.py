@@ -5,22 +5,27 @@ MailHog's ``/api/v1``/``/api/v2`` and the probe's ``/api/smtp*`` mount here too.
 """
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Mount, Route
+from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
 
 from ..events import EventBus
 from ..settings import Settings
 from ..store import Store
+from ..smtp.chaos import Chaos
 from .api import create_api
+from .basic_auth import BasicAuth, load_users
+from .chaos_api import create_chaos_api
 from .errors import JSON_EXCEPTION_HANDLERS
+from .mailhog import mailhog_routes
 
 
 def create_app(settings: Settings, store: Store, events: EventBus,
-               is_ready: Callable[[], bool]) -> Starlette:
+               is_ready: Callable[[], bool], chaos: Chaos | None = None,
+               release: Any = None) -> Any:
     async def livez(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
@@ -32,6 +37,23 @@ def create_app(settings: Settings, store: Store, events: EventBus,
     routes = [
         Route("/livez", livez),
         Route("/readyz", readyz),
+        *mailhog_routes(settings, store, events, chaos, release),
+        *create_chaos_api(chaos),  # /api/v3/chaos, before the /api/v3 mount
         Mount("/api/v3", app=create_api(store, events)),
     ]
-    return Starlette(routes=routes, exception_handlers=JSON_EXCEPTION_HANDLERS)
+    app: Any = Starlette(routes=with_web_path(settings.web_path, routes),
+                         exception_handlers=JSON_EXCEPTION_HANDLERS)
+    if settings.http_auth_file:
+        app = BasicAuth(app, load_users(settings.http_auth_file))
+    return app
+
+
+def with_web_path(prefix: str, routes: list[BaseRoute]) -> list[BaseRoute]:
+    """Everything under ``prefix`` (MailHog's MH_UI_WEB_PATH); health checks also at /."""
+    if not prefix:
+        return routes
+    health = [r for r in routes if getattr(r, "path", None) in ("/livez", "/readyz")]
+
+    async def to_prefix(request: Request) -> Response:
+        return RedirectResponse(prefix + "/")
+    return [*health, Route("/", to_prefix), Route(prefix, to_prefix), Mount(prefix, routes=routes)]
