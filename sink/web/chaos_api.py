@@ -11,13 +11,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Mount, Route
+from starlette.routing import Route
 
 from ..smtp.chaos import JIM_KEYS, Chaos, FaultError, Jim, parse_faults
-from .errors import JSON_EXCEPTION_HANDLERS, json_error
+from .errors import json_error
 
 
 def _jim_with_defaults(data: Any) -> Jim:
@@ -78,9 +77,8 @@ def create_chaos_api(chaos: Chaos | None) -> list:
 
     if chaos is None:
         return []
-    app = Starlette(routes=[
-        Route("/", show, methods=["GET"]),
-        Route("/", change, methods=["PUT"]),
-        Route("/", clear, methods=["DELETE"]),
-    ], exception_handlers=JSON_EXCEPTION_HANDLERS)
-    return [Mount("/api/v3/chaos", app=app)]
+    return [
+        Route("/api/v3/chaos", show, methods=["GET"]),
+        Route("/api/v3/chaos", change, methods=["PUT"]),
+        Route("/api/v3/chaos", clear, methods=["DELETE"]),
+    ]
