@@ -175,7 +175,7 @@ class Settings:
     faults: str = ""
 
     def replace(self, **changes: Any) -> "Settings":
-        """A copy with some fields changed (validated like the CLI would)."""
+        """A copy with some fields changed (for tests and the embeddable Sink)."""
         return dataclasses.replace(self, **changes)
 
     @classmethod

@@ -43,6 +43,21 @@ def _safe_cut(buffer: bytearray, cut: int) -> int:
     return cut
 
 
+def _append_unstuffed(content: bytearray, window: bytearray, start: int, cut: int) -> None:
+    """Append ``window[start:cut]`` to ``content`` without the dot after each CRLF.
+
+    Slices of a memoryview, so a chunk is copied once (into ``content``) however
+    many dots it holds; ``_safe_cut`` guarantees no CRLF-dot straddles ``cut``.
+    """
+    with memoryview(window) as view:
+        dot = window.find(b"\r\n.", 0, cut)
+        while dot != -1:
+            content += view[start:dot + 2]
+            start = dot + 3  # skip the stuffed dot
+            dot = window.find(b"\r\n.", start, cut)  # occurrences never overlap
+        content += view[start:cut]
+
+
 async def read_data(reader: asyncio.StreamReader, size_limit: int | None,
                     on_progress: Callable[[], None] | None = None) -> DataResult:
     """Read one DATA body from ``reader`` up to and including CRLF.CRLF."""
@@ -71,7 +86,7 @@ async def read_data(reader: asyncio.StreamReader, size_limit: int | None,
             if content is not None and size_limit and received > size_limit:
                 content = None  # too big: drop what we have, keep reading to the end
             if content is not None:
-                content += window[:cut].replace(b"\r\n.", b"\r\n")[prefix:]
+                _append_unstuffed(content, window, prefix, cut)
             del window[:cut]
         if end >= 0:
             return DataResult(content, received, leftover)

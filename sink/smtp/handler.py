@@ -17,6 +17,16 @@ from .server import NULL_SENDER
 
 log = logging.getLogger(__name__)
 
+MALFORMED_ADDRESS = "553 5.1.3 Error: malformed address"
+
+
+def is_plausible_address(address: str) -> bool:
+    """local@domain with no spaces (or the bare "postmaster" RFC 5321 allows)."""
+    if address.lower() == "postmaster":
+        return True
+    local, at, domain = address.rpartition("@")
+    return bool(local and at and domain) and not any(c.isspace() for c in address)
+
 
 def peer_text(peer: Any) -> str:
     """``("127.0.0.1", 5000)`` → ``"127.0.0.1:5000"`` (IPv6 in brackets)."""
@@ -42,12 +52,16 @@ class SinkHandler:
 
     async def handle_MAIL(self, server: Any, session: Session, envelope: SMTPEnvelope,
                           address: str, mail_options: list[str]) -> str:
+        if address != NULL_SENDER and not is_plausible_address(address):
+            return MALFORMED_ADDRESS
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
         return "250 2.1.0 Sender OK"
 
     async def handle_RCPT(self, server: Any, session: Session, envelope: SMTPEnvelope,
                           address: str, rcpt_options: list[str]) -> str:
+        if not is_plausible_address(address):
+            return MALFORMED_ADDRESS
         if len(envelope.rcpt_tos) >= self.max_recipients:
             return f"452 4.5.3 Too many recipients (at most {self.max_recipients})"
         envelope.rcpt_tos.append(address)

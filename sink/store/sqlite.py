@@ -31,6 +31,7 @@ from .. import message as mime
 from ..search import (casefold_contains, casefold_json_contains, compile_mailhog_search,
                       compile_query)
 from . import Envelope, Page, StoredMessage, Summary
+from .files import READ_CHUNK, MessageFiles
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +56,8 @@ CREATE TABLE IF NOT EXISTS messages (
 CREATE INDEX IF NOT EXISTS messages_unindexed ON messages(seq) WHERE indexed = 0;
 CREATE TABLE IF NOT EXISTS raw (
     seq   INTEGER PRIMARY KEY,
-    data  BLOB NOT NULL
+    data  BLOB NOT NULL,         -- the message, or empty when it is in a file
+    file  TEXT                   -- the file name for a large message (files.py)
 );
 CREATE VIRTUAL TABLE IF NOT EXISTS message_text USING fts5(
     subject, addresses, body, tokenize = 'unicode61 remove_diacritics 2'
@@ -66,7 +68,12 @@ SUMMARY_COLUMNS = ("id, received_at, size, from_addr, to_addrs, cc_addrs, subjec
                    "date_header, message_id, snippet, attachments, is_read")
 
 BATCH_LIMIT = 256          # messages per group commit
-INDEX_CHUNK = 64           # messages indexed between checks for new mail
+PRUNE_CHUNK = 500          # retention deletes at most this many per commit, so it never stalls ingest
+INDEX_CHUNK = 32           # messages indexed between checks for new mail
+# Indexing waits for this much quiet, so a burst of mail is taken in at full speed
+# and indexed right after it (reads that need the index wait for it: catch_up).
+INDEX_AFTER_IDLE = 0.05
+LARGE_MESSAGE = 1024 * 1024  # raw messages larger than this are kept in files
 
 
 def new_message_id() -> str:
@@ -117,6 +124,9 @@ class SQLiteStore:
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._writer: threading.Thread | None = None
         self._reader_pool: concurrent.futures.ThreadPoolExecutor | None = None
+        self._file_pool: concurrent.futures.ThreadPoolExecutor | None = None
+        self.files: MessageFiles | None = None
+        self._unlink_after_commit: list[str] = []
         self._local = threading.local()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._count = 0
@@ -133,7 +143,10 @@ class SQLiteStore:
             if not os.path.isdir(directory):
                 raise OSError(f"database directory does not exist: {directory}")
         self._loop = asyncio.get_running_loop()
-        connection = _connect(self.path)
+        try:
+            connection = _connect(self.path)
+        except sqlite3.Error as error:
+            raise OSError(f"cannot use database {self.path}: {error}") from None
         try:
             connection.executescript(SCHEMA)
             self._count = connection.execute("SELECT count(*) FROM messages").fetchone()[0]
@@ -141,7 +154,18 @@ class SQLiteStore:
         except sqlite3.DatabaseError as error:
             connection.close()
             raise OSError(f"cannot use database {self.path}: {error}") from None
+        self.files = MessageFiles(self.path + ".messages")
+        try:
+            self.files.open()
+            self.files.remove_unreferenced({name for (name,) in connection.execute(
+                "SELECT file FROM raw WHERE file IS NOT NULL")})
+        except OSError as error:
+            connection.close()
+            raise OSError(f"cannot use message directory {self.files.directory}: "
+                          f"{error.strerror or error}") from None
         self._write_connection = connection
+        self._file_pool = concurrent.futures.ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="mailsink-files")
         self._reader_pool = concurrent.futures.ThreadPoolExecutor(
             max_workers=2, thread_name_prefix="mailsink-read")
         self._writer = threading.Thread(target=self._write_loop, name="mailsink-writer",
@@ -156,6 +180,8 @@ class SQLiteStore:
         self._writer = None
         assert self._reader_pool is not None
         self._reader_pool.shutdown(wait=True)
+        assert self._file_pool is not None
+        self._file_pool.shutdown(wait=True)
         self._write_connection.close()
         if self._tempdir:
             shutil.rmtree(self._tempdir, ignore_errors=True)
@@ -168,7 +194,11 @@ class SQLiteStore:
         return future
 
     async def add(self, raw: bytes, envelope: Envelope) -> str:
-        return await self._submit("add", raw, envelope)
+        file_name = None
+        if len(raw) > LARGE_MESSAGE:
+            assert self._loop is not None and self.files is not None
+            file_name = await self._loop.run_in_executor(self._file_pool, self.files.write, raw)
+        return await self._submit("add", raw, envelope, file_name)
 
     async def delete(self, message_ids: Sequence[str]) -> list[str]:
         return await self._submit("delete", list(message_ids))
@@ -190,9 +220,13 @@ class SQLiteStore:
         while True:
             if not pending:
                 try:
-                    job = self._jobs.get(block=not self._unindexed)
+                    idle_work = self._unindexed or self._excess() > 0
+                    job = self._jobs.get(timeout=INDEX_AFTER_IDLE if idle_work else None)
                 except queue.Empty:
-                    self._index_some(connection, INDEX_CHUNK)
+                    if self._excess() > 0:
+                        self._run_batch(connection, [])  # retention left over from a big prune
+                    else:
+                        self._index_some(connection, INDEX_CHUNK)
                     continue
                 pending.append(job)
             # Drain whatever else is queued right now: that is the group commit.
@@ -225,10 +259,14 @@ class SQLiteStore:
                     results.append((job, None, error))
             pruned = self._prune(connection)
             connection.execute("COMMIT")
+            assert self.files is not None
+            self.files.unlink(self._unlink_after_commit)
         except sqlite3.Error as error:
             log.error("commit failed: %s", error)
-            connection.execute("ROLLBACK") if connection.in_transaction else None
+            if connection.in_transaction:
+                connection.execute("ROLLBACK")
             results = [(job, None, error) for job in writes]
+        self._unlink_after_commit = []
         self._unindexed = self._count_unindexed(connection)
         if len(writes) < len(jobs):
             while self._index_some(connection, 1024):
@@ -249,7 +287,8 @@ class SQLiteStore:
         if pruned and self.on_pruned:
             self.on_pruned(pruned)
 
-    def _do_add(self, connection: sqlite3.Connection, raw: bytes, envelope: Envelope) -> str:
+    def _do_add(self, connection: sqlite3.Connection, raw: bytes, envelope: Envelope,
+                file_name: str | None) -> str:
         summary = mime.summarize(raw)
         message_id = new_message_id()
         cursor = connection.execute(
@@ -258,7 +297,12 @@ class SQLiteStore:
             (message_id, envelope.received_at or time.time(), len(raw),
              json.dumps(envelope.to_dict()), summary.from_, json.dumps(summary.to),
              json.dumps(summary.cc), summary.subject, summary.date, summary.message_id))
-        connection.execute("INSERT INTO raw (seq, data) VALUES (?, ?)", (cursor.lastrowid, raw))
+        seq = cursor.lastrowid
+        if file_name is None:
+            connection.execute("INSERT INTO raw (seq, data) VALUES (?, ?)", (seq, raw))
+        else:
+            connection.execute("INSERT INTO raw (seq, data, file) VALUES (?, x'', ?)",
+                               (seq, file_name))
         self._count += 1
         return message_id
 
@@ -275,6 +319,8 @@ class SQLiteStore:
 
     def _do_delete_all(self, connection: sqlite3.Connection) -> int:
         count = connection.execute("SELECT count(*) FROM messages").fetchone()[0]
+        self._unlink_after_commit += [name for (name,) in connection.execute(
+            "SELECT file FROM raw WHERE file IS NOT NULL")]
         connection.execute("DELETE FROM messages")
         connection.execute("DELETE FROM raw")
         connection.execute("DELETE FROM message_text")
@@ -292,38 +338,44 @@ class SQLiteStore:
 
     def _delete_seqs(self, connection: sqlite3.Connection, seqs: list[int]) -> None:
         marks = ",".join("?" * len(seqs))
+        self._unlink_after_commit += [name for (name,) in connection.execute(
+            f"SELECT file FROM raw WHERE seq IN ({marks}) AND file IS NOT NULL", seqs)]
         connection.execute(f"DELETE FROM messages WHERE seq IN ({marks})", seqs)
         connection.execute(f"DELETE FROM raw WHERE seq IN ({marks})", seqs)
         connection.execute(f"DELETE FROM message_text WHERE rowid IN ({marks})", seqs)
         self._count -= len(seqs)
 
+    def _excess(self) -> int:
+        return self._count - self.max_messages if self.max_messages else 0
+
     def _prune(self, connection: sqlite3.Connection) -> list[str]:
         """Retention: drop the oldest messages past ``max_messages``."""
-        excess = self._count - self.max_messages if self.max_messages else 0
+        excess = min(self._excess(), PRUNE_CHUNK)
         if excess <= 0:
             return []
         rows = connection.execute("SELECT seq, id FROM messages ORDER BY seq LIMIT ?",
                                   (excess,)).fetchall()
-        for start in range(0, len(rows), 500):
-            self._delete_seqs(connection, [seq for seq, _ in rows[start:start + 500]])
+        self._delete_seqs(connection, [seq for seq, _ in rows])
         return [message_id for _, message_id in rows]
 
     def _index_some(self, connection: sqlite3.Connection, limit: int) -> int:
         """Full-parse up to ``limit`` unindexed messages; return how many."""
         rows = connection.execute(
-            "SELECT m.seq, m.subject, m.from_addr, m.to_addrs, m.cc_addrs, m.envelope, r.data"
-            " FROM messages m JOIN raw r ON r.seq = m.seq WHERE m.indexed = 0"
-            " ORDER BY m.seq LIMIT ?", (limit,)).fetchall()
+            "SELECT m.seq, m.subject, m.from_addr, m.to_addrs, m.cc_addrs, m.envelope,"
+            " r.data, r.file FROM messages m JOIN raw r ON r.seq = m.seq"
+            " WHERE m.indexed = 0 ORDER BY m.seq LIMIT ?", (limit,)).fetchall()
         if not rows:
             self._unindexed = 0
             return 0
         updates = []
-        for seq, subject, from_addr, to_addrs, cc_addrs, envelope_json, raw in rows:
+        assert self.files is not None
+        for seq, subject, from_addr, to_addrs, cc_addrs, envelope_json, data, file in rows:
             envelope = json.loads(envelope_json)
             try:
-                parsed = mime.parse(raw)
-                text = mime.body_text(parsed)
-                attachments = len(parsed.attachments)
+                head = data if file is None else self.files.read(file, mime.INDEX_LIMIT)
+                text, attachments = mime.index_fields(head)
+                if file is not None:
+                    attachments += self._count_attachments_past_head(file)
             except Exception:  # a parser bug must never wedge the indexer
                 log.exception("could not parse message %s", seq)
                 text, attachments = "", 0
@@ -343,6 +395,14 @@ class SQLiteStore:
         self._unindexed = self._count_unindexed(connection)
         return len(rows)
 
+    def _count_attachments_past_head(self, file_name: str) -> int:
+        """Count attachment headers after the parsed head, a chunk at a time."""
+        assert self.files is not None
+        # 64 bytes of overlap, so a header cut by a chunk boundary is seen whole.
+        return sum(mime.count_attachment_headers(chunk, end=READ_CHUNK) for chunk in
+                   self.files.chunks(file_name, mime.INDEX_LIMIT, READ_CHUNK, overlap=64))
+        return count
+
     # -- reads (a small thread pool, one connection per thread) ----------
     def _reader(self) -> sqlite3.Connection:
         connection = getattr(self._local, "connection", None)
@@ -356,25 +416,30 @@ class SQLiteStore:
         return await self._loop.run_in_executor(
             self._reader_pool, lambda: function(self._reader()))
 
+    def _raw_bytes(self, data: bytes, file_name: str | None) -> bytes:
+        assert self.files is not None
+        return bytes(data) if file_name is None else self.files.read(file_name)
+
     async def get(self, message_id: str) -> StoredMessage | None:
         await self.catch_up()
 
         def read(connection: sqlite3.Connection) -> StoredMessage | None:
             row = connection.execute(
-                f"SELECT {SUMMARY_COLUMNS}, envelope, data FROM messages m"
+                f"SELECT {SUMMARY_COLUMNS}, envelope, data, file FROM messages m"
                 " JOIN raw r ON r.seq = m.seq WHERE m.id = ?", (message_id,)).fetchone()
             if row is None:
                 return None
             return StoredMessage(_summary_from_row(row),
-                                 Envelope.from_dict(json.loads(row[-2])), bytes(row[-1]))
+                                 Envelope.from_dict(json.loads(row[-3])),
+                                 self._raw_bytes(row[-2], row[-1]))
         return await self._read(read)
 
     async def get_raw(self, message_id: str) -> bytes | None:
         def read(connection: sqlite3.Connection) -> bytes | None:
             row = connection.execute(
-                "SELECT data FROM raw WHERE seq = (SELECT seq FROM messages WHERE id = ?)",
+                "SELECT data, file FROM raw WHERE seq = (SELECT seq FROM messages WHERE id = ?)",
                 (message_id,)).fetchone()
-            return None if row is None else bytes(row[0])
+            return None if row is None else self._raw_bytes(*row)
         return await self._read(read)
 
     async def list(self, start: int = 0, limit: int = 50, query: str | None = None) -> Page:
