@@ -467,13 +467,13 @@ class SQLiteStore:
             for start in range(0, len(ids), 500):
                 chunk = ids[start:start + 500]
                 rows = connection.execute(
-                    f"SELECT {SUMMARY_COLUMNS}, envelope, data FROM messages m"
+                    f"SELECT {SUMMARY_COLUMNS}, envelope, data, file FROM messages m"
                     f" JOIN raw r ON r.seq = m.seq WHERE m.id IN ({','.join('?' * len(chunk))})",
                     chunk).fetchall()
                 for row in rows:
                     found[row[0]] = StoredMessage(_summary_from_row(row),
-                                                  Envelope.from_dict(json.loads(row[-2])),
-                                                  bytes(row[-1]))
+                                                  Envelope.from_dict(json.loads(row[-3])),
+                                                  self._raw_bytes(row[-2], row[-1]))
             return [found[i] for i in ids if i in found]
         return await self._read(read)
 
