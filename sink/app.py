@@ -15,7 +15,6 @@ from .smtp.handler import SinkHandler
 from .smtp.server import ConnectionTracker, SinkSMTP
 from .store import Store, open_store
 from .web import create_app
-from .web.basic_auth import AuthFileError
 
 log = logging.getLogger("mailsink")
 
@@ -93,14 +92,8 @@ class SinkServer:
             lambda: SinkSMTP(self.handler, loop=loop, **kwargs), sock=smtp_sock, backlog=1024)
         self.smtp_port = smtp_sock.getsockname()[1]
 
-        try:
-            app = create_app(s, self.store, self.events, lambda: self._ready,
-                             chaos=self.chaos, release=self.release)
-        except AuthFileError as error:
-            self._smtp_server.close()
-            http_sock.close()
-            await self.store.close()
-            raise StartupError(str(error)) from None
+        app = create_app(s, self.store, self.events, lambda: self._ready,
+                         chaos=self.chaos, release=self.release)
         config = uvicorn.Config(app, log_level="warning", access_log=False,
                                 lifespan="off", timeout_graceful_shutdown=2)
         config.load()

@@ -10,6 +10,7 @@ import logging
 import signal
 import sys
 
+from . import mailhog_cli
 from . import settings as settings_module
 from .app import SinkServer, StartupError
 from .settings import Settings, SettingsError
@@ -25,6 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the SMTP sink and its web UI/API")
     settings_module.add_arguments(serve)
     serve.set_defaults(run=run_serve)
+    mailhog_cli.register(commands)
     try:
         from probe import cli as probe_cli
     except ImportError:  # pragma: no cover - probe ships with sink
@@ -49,9 +51,9 @@ async def serve(settings: Settings) -> None:
     await server.stop()
 
 
-def run_serve(args: argparse.Namespace) -> int:
+def run_serve(args: argparse.Namespace, environ: dict[str, str] | None = None) -> int:
     try:
-        settings = Settings.from_sources(vars(args))
+        settings = Settings.from_sources(vars(args), environ)
     except SettingsError as error:
         print(f"mailsink: {error}", file=sys.stderr)
         return EXIT_USAGE

@@ -127,7 +127,6 @@ OPTIONS: list[Option] = [
     Option("web_path", _web_path, "serve the UI and every API under this path, e.g. /mail"),
     Option("cors_origin", str, "Access-Control-Allow-Origin for the MailHog API (/api/v1, /api/v2)"),
     Option("outgoing_smtp", str, "JSON file of saved release servers (MailHog's format)"),
-    Option("http_auth_file", str, "file of user:bcrypt-hash lines; HTTP basic auth on the UI and API"),
     Option("invite_jim", _bool, "turn on Jim, MailHog's chaos monkey", flag_only_bool=True),
     Option("jim_accept", _chance, "Jim: chance a connection is accepted"),
     Option("jim_disconnect", _chance, "Jim: chance of a disconnect before each command"),
@@ -161,7 +160,6 @@ class Settings:
     web_path: str = ""
     cors_origin: str = ""
     outgoing_smtp: str | None = None
-    http_auth_file: str | None = None
     invite_jim: bool = False
     jim_accept: float = 0.99
     jim_disconnect: float = 0.005
@@ -194,14 +192,17 @@ class Settings:
         if values.get("mailhog") or uses_mailhog_env(environ):
             values["mailhog"] = True
             for key, value in MAILHOG_PRESET.items():
-                values.setdefault(key, value)
+                if key in cls.__dataclass_fields__:  # AUTH settings come with the TLS work
+                    values.setdefault(key, value)
         return cls(**values)
 
 
 # -- MailHog's configuration names ----------------------------------------------
 
 # What the MailHog preset changes, unless a flag or variable says otherwise.
-MAILHOG_PRESET: dict[str, Any] = {"listen": "0.0.0.0"}
+# Apps set up for MailHog send AUTH PLAIN with made-up credentials on the plain port.
+MAILHOG_PRESET: dict[str, Any] = {"listen": "0.0.0.0", "auth": "any",
+                                  "auth_allow_insecure": True}
 
 # MH_* variables of MailHog's sendmail shim, not of the server: they imply nothing.
 _MAILHOG_CLIENT_ENV = ("MH_SENDMAIL_SMTP_ADDR",)
@@ -277,7 +278,11 @@ def mailhog_env_settings(environ: Mapping[str, str]) -> dict[str, Any]:
     if "MH_UI_WEB_PATH" in env:
         values["web_path"] = _parse(_option("web_path"), env["MH_UI_WEB_PATH"], "MH_UI_WEB_PATH")
     if env.get("MH_AUTH_FILE"):
-        values["http_auth_file"] = env["MH_AUTH_FILE"]
+        # The same file format (user:bcrypt-hash) as the UI's basic auth.
+        if not any(option.name == "ui_auth_file" for option in OPTIONS):
+            raise SettingsError("MH_AUTH_FILE: this build has no HTTP basic auth")
+        values["ui_auth_file"] = _parse(_option("ui_auth_file"), env["MH_AUTH_FILE"],
+                                        "MH_AUTH_FILE")
     if "MH_INVITE_JIM" in env:
         values["invite_jim"] = _go_bool("MH_INVITE_JIM", env["MH_INVITE_JIM"])
     return values

@@ -17,7 +17,6 @@ from ..settings import Settings
 from ..store import Store
 from ..smtp.chaos import Chaos
 from .api import create_api
-from .basic_auth import BasicAuth, load_users
 from .chaos_api import create_chaos_api
 from .errors import JSON_EXCEPTION_HANDLERS
 from .mailhog import mailhog_routes
@@ -25,7 +24,7 @@ from .mailhog import mailhog_routes
 
 def create_app(settings: Settings, store: Store, events: EventBus,
                is_ready: Callable[[], bool], chaos: Chaos | None = None,
-               release: Any = None) -> Any:
+               release: Any = None) -> Starlette:
     async def livez(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
@@ -41,11 +40,8 @@ def create_app(settings: Settings, store: Store, events: EventBus,
         *create_chaos_api(chaos),  # /api/v3/chaos, before the /api/v3 mount
         Mount("/api/v3", app=create_api(store, events)),
     ]
-    app: Any = Starlette(routes=with_web_path(settings.web_path, routes),
-                         exception_handlers=JSON_EXCEPTION_HANDLERS)
-    if settings.http_auth_file:
-        app = BasicAuth(app, load_users(settings.http_auth_file))
-    return app
+    return Starlette(routes=with_web_path(settings.web_path, routes),
+                     exception_handlers=JSON_EXCEPTION_HANDLERS)
 
 
 def with_web_path(prefix: str, routes: list[BaseRoute]) -> list[BaseRoute]:
