@@ -5,7 +5,7 @@ import smtplib
 
 import pytest
 
-from mailhog_helpers import reference
+from tests.mailhog.mailhog_helpers import reference
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from mailhog_helpers import SHAPES, reference
+from tests.mailhog.mailhog_helpers import SHAPES, reference
 
 RECEIVED_DATE = re.compile(r"; ([A-Z][a-z]{2}, \d{2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}:\d{2} [+-]\d{4})$")
 
