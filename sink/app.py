@@ -10,6 +10,7 @@ import uvicorn
 
 from .events import EventBus
 from .settings import Settings
+from .release import Releaser, ReleaseError
 from .smtp.chaos import Chaos
 from .smtp.handler import SinkHandler
 from .smtp.server import ConnectionTracker, SinkSMTP
@@ -53,7 +54,7 @@ class SinkServer:
         self.tracker = ConnectionTracker(settings.max_connections)
         self.handler = SinkHandler(self.store, self.events, settings.max_recipients)
         self.chaos = Chaos.from_settings(settings)  # Jim and fault rules, changeable at run time
-        self.release = None  # set up in start(): sink.release.Releaser
+        self.release: Releaser | None = None  # set up in start(): reads the servers file
         self.smtp_port = 0
         self.http_port = 0
         self._smtp_server: asyncio.base_events.Server | None = None
@@ -74,6 +75,10 @@ class SinkServer:
 
     async def start(self) -> None:
         s = self.settings
+        try:
+            self.release = Releaser.from_settings(self.store, s)
+        except ReleaseError as error:
+            raise StartupError(error.message) from None
         smtp_sock = bind_socket(s.listen, s.smtp_port, "SMTP")
         try:
             http_sock = bind_socket(s.listen, s.http_port, "HTTP")

@@ -20,6 +20,7 @@ from .api import create_api
 from .chaos_api import create_chaos_api
 from .errors import JSON_EXCEPTION_HANDLERS
 from .mailhog import mailhog_routes
+from .release_api import release_routes
 
 
 def create_app(settings: Settings, store: Store, events: EventBus,
@@ -38,6 +39,7 @@ def create_app(settings: Settings, store: Store, events: EventBus,
         Route("/readyz", readyz),
         *mailhog_routes(settings, store, events, chaos, release),
         *create_chaos_api(chaos),  # /api/v3/chaos, before the /api/v3 mount
+        *release_routes(release),  # /api/v3/messages/{id}/release, likewise
         Mount("/api/v3", app=create_api(store, events)),
     ]
     return Starlette(routes=with_web_path(settings.web_path, routes),

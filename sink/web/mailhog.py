@@ -26,6 +26,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from .. import mailhog_json
 from ..events import EventBus
+from ..release import ReleaseError
 from ..settings import Settings
 from ..smtp.chaos import Chaos, FaultError, Jim
 from ..store import Store, StoredMessage
@@ -241,7 +242,18 @@ def create_v1(context: MailhogContext) -> ASGIApp:
     async def release(request: Request) -> Response:
         if context.release is None:
             return json_error(503, "release is not available")
-        return await context.release.mailhog_release(request)
+        try:
+            try:
+                body = json.loads(await request.body())
+            except ValueError:
+                raise ReleaseError(400, "the body must be JSON: {\"Host\", \"Port\", "
+                                        "\"Email\", ...}") from None
+            await context.release.release_mailhog(request.path_params["id"], body)
+        except ReleaseError as error:
+            # MailHog answers a failed delivery with 500.
+            status = 500 if error.status == 502 else error.status
+            return JSONResponse(error.to_json(), status_code=status)
+        return Response(status_code=200)
 
     async def event_stream(request: Request) -> Response:
         subscription = context.events.subscribe()
