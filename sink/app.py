@@ -12,14 +12,17 @@ from .events import EventBus
 from .settings import Settings
 from .release import Releaser, ReleaseError
 from .smtp.chaos import Chaos
+from .smtp.auth import Authenticator
 from .smtp.handler import SinkHandler
 from .smtp.server import ConnectionTracker, SinkSMTP
+from .smtp.tls import TLSSetup, write_ca
 from .store import Store, open_store
 from .web import create_app
 
 log = logging.getLogger("mailsink")
 
 SHUTDOWN_GRACE = 10.0  # seconds a message in DATA may take to finish at shutdown
+TLS_HANDSHAKE_TIMEOUT = 30.0  # seconds an SMTPS client gets to finish its handshake
 
 
 class StartupError(RuntimeError):
@@ -55,7 +58,12 @@ class SinkServer:
         self.handler = SinkHandler(self.store, self.events, settings.max_recipients)
         self.chaos = Chaos.from_settings(settings)  # Jim and fault rules, changeable at run time
         self.release: Releaser | None = None  # set up in start(): reads the servers file
+        # Both raise SettingsError for contradictory flags or unusable files.
+        self.tls = TLSSetup.from_settings(settings)
+        self.authenticator = Authenticator.from_settings(settings)
         self.smtp_port = 0
+        self.smtps_port: int | None = None  # the implicit-TLS port, once listening
+        self._smtps_server: asyncio.base_events.Server | None = None
         self.http_port = 0
         self._smtp_server: asyncio.base_events.Server | None = None
         self._http_server: uvicorn.Server | None = None
@@ -69,9 +77,12 @@ class SinkServer:
     def smtp_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for every ``SinkSMTP`` session."""
         s = self.settings
+        starttls = self.tls.context if self.tls and not s.no_starttls else None
         return dict(hostname=s.hostname, ident="mailsink ESMTP", data_size_limit=s.max_size,
                     enable_SMTPUTF8=True, timeout=s.idle_timeout, tracker=self.tracker,
-                    chaos=self.chaos)
+                    tls_context=starttls, require_starttls=s.require_tls,
+                    auth=self.authenticator, auth_on_plaintext=s.auth_allow_insecure,
+                    auth_required=s.require_auth, chaos=self.chaos)
 
     async def start(self) -> None:
         s = self.settings
@@ -85,19 +96,42 @@ class SinkServer:
         except StartupError:
             smtp_sock.close()
             raise
+        smtps_sock = None
         try:
+            if s.smtps_port is not None:
+                smtps_sock = bind_socket(s.listen, s.smtps_port, "SMTPS")
+            if s.ca_out and self.tls and self.tls.ca_pem:
+                try:
+                    write_ca(s.ca_out, self.tls.ca_pem)
+                except OSError as error:
+                    raise StartupError(f"--ca-out: cannot write {s.ca_out}: "
+                                       f"{error.strerror or error}") from None
             await self.store.open()
-        except OSError as error:
-            smtp_sock.close()
-            http_sock.close()
+        except (OSError, StartupError) as error:
+            for sock in (smtp_sock, http_sock, smtps_sock):
+                if sock is not None:
+                    sock.close()
+            if isinstance(error, StartupError):
+                raise
             raise StartupError(str(error)) from None
         loop = asyncio.get_running_loop()
         kwargs = self.smtp_kwargs()
         self._smtp_server = await loop.create_server(
             lambda: SinkSMTP(self.handler, loop=loop, **kwargs), sock=smtp_sock, backlog=1024)
         self.smtp_port = smtp_sock.getsockname()[1]
+        if smtps_sock is not None:
+            assert self.tls is not None
+            # On this port TLS comes first, so the session offers neither STARTTLS nor
+            # requires it; a failed handshake never reaches a session (asyncio drops it).
+            smtps_kwargs = dict(kwargs, tls_context=None, require_starttls=False)
+            self._smtps_server = await loop.create_server(
+                lambda: SinkSMTP(self.handler, loop=loop, **smtps_kwargs), sock=smtps_sock,
+                backlog=1024, ssl=self.tls.context,
+                ssl_handshake_timeout=min(TLS_HANDSHAKE_TIMEOUT, s.idle_timeout))
+            self.smtps_port = smtps_sock.getsockname()[1]
 
         app = create_app(s, self.store, self.events, lambda: self._ready,
+                         ca_pem=self.tls.ca_pem if self.tls else None,
                          chaos=self.chaos, release=self.release)
         config = uvicorn.Config(app, log_level="warning", access_log=False,
                                 lifespan="off", timeout_graceful_shutdown=2)
@@ -114,6 +148,8 @@ class SinkServer:
     async def stop(self, grace: float = SHUTDOWN_GRACE) -> None:
         """Stop accepting, let messages in DATA finish (or 421), commit, close."""
         self._ready = False
+        if self._smtps_server is not None:
+            self._smtps_server.close()
         if self._smtp_server is not None:
             self._smtp_server.close()
             await self.tracker.drain(grace)

@@ -42,6 +42,10 @@ async def serve(settings: Settings) -> None:
     await server.start()
     print(f"mailsink: SMTP on {settings.listen}:{server.smtp_port}, "
           f"HTTP on http://{settings.listen}:{server.http_port}/", flush=True)
+    if server.smtps_port is not None:
+        print(f"mailsink: SMTPS (implicit TLS) on {settings.listen}:{server.smtps_port}", flush=True)
+    if settings.ca_out:
+        print(f"mailsink: CA certificate written to {settings.ca_out}", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -64,6 +68,9 @@ def run_serve(args: argparse.Namespace, environ: dict[str, str] | None = None) -
         logging.DEBUG if settings.log_level == "debug" else logging.WARNING)
     try:
         asyncio.run(serve(settings))
+    except SettingsError as error:  # contradictory flags, an unreadable --auth-file...
+        print(f"mailsink: {error}", file=sys.stderr)
+        return EXIT_USAGE
     except StartupError as error:
         print(f"mailsink: {error}", file=sys.stderr)
         return EXIT_STARTUP

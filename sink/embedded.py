@@ -6,6 +6,7 @@ loopback ports by default; ``async with Sink() as s:`` runs it on the caller's l
 from __future__ import annotations
 
 import asyncio
+import ssl
 import threading
 from typing import Any
 
@@ -31,6 +32,22 @@ class Sink:
     @property
     def smtp_port(self) -> int:
         return self.server.smtp_port
+
+    @property
+    def smtps_port(self) -> int | None:
+        """The implicit-TLS port (``Sink(smtps_port=0)`` turns it on), else None."""
+        return self.server.smtps_port
+
+    @property
+    def ca_pem(self) -> bytes | None:
+        """The generated CA certificate (PEM), None with ``tls_cert`` or without TLS."""
+        return self.server.tls.ca_pem if self.server.tls else None
+
+    def client_ssl_context(self) -> ssl.SSLContext:
+        """A client ``SSLContext`` that trusts this sink's certificate (hostname checks on)."""
+        if self.server.tls is None:
+            raise RuntimeError("this sink has no TLS (no_starttls without smtps_port)")
+        return self.server.tls.client_context()
 
     @property
     def http_url(self) -> str:

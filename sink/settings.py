@@ -73,6 +73,11 @@ def _faults(text: str) -> str:
     except FaultError as error:
         raise ValueError(str(error)) from None
     return text
+def _optional_port(text: str) -> int | None:
+    """A port, or None for "off" (an empty value or the word off)."""
+    if text.strip().lower() in ("", "off", "none"):
+        return None
+    return _port(text)
 
 
 def _bool(text: str) -> bool:
@@ -138,6 +143,16 @@ OPTIONS: list[Option] = [
     Option("jim_reject_auth", _chance, "Jim: chance AUTH is refused"),
     Option("chaos_seed", int, "seed for Jim's random draws, so a run can be repeated"),
     Option("faults", _faults, "deterministic SMTP faults, rules separated by ';' (see README)"),
+    Option("smtps_port", _optional_port, "implicit-TLS SMTP port, like 465 (off by default; 0 = a free port)"),
+    Option("tls_cert", str, "PEM certificate (chain) file to use instead of a generated one"),
+    Option("tls_key", str, "PEM private key file for --tls-cert (omit if the cert file holds it)"),
+    Option("ca_out", str, "write the generated CA certificate (PEM) to this path at start-up"),
+    Option("no_starttls", _bool, "do not offer STARTTLS on the SMTP port", flag_only_bool=True),
+    Option("require_tls", _bool, "refuse MAIL (530 5.7.0) until STARTTLS", flag_only_bool=True),
+    Option("auth", _choice("off", "any", "file"), "SMTP AUTH: off, any (accept any credentials) or file"),
+    Option("auth_file", str, "credentials file for --auth file: user:password lines (plain or bcrypt)"),
+    Option("require_auth", _bool, "refuse MAIL (530 5.7.0) until AUTH", flag_only_bool=True),
+    Option("auth_allow_insecure", _bool, "offer AUTH on plaintext connections too", flag_only_bool=True),
 ]
 
 
@@ -171,6 +186,16 @@ class Settings:
     jim_reject_auth: float = 0.05
     chaos_seed: int | None = None
     faults: str = ""
+    smtps_port: int | None = None
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    ca_out: str | None = None
+    no_starttls: bool = False
+    require_tls: bool = False
+    auth: str = "off"
+    auth_file: str | None = None
+    require_auth: bool = False
+    auth_allow_insecure: bool = False
 
     def replace(self, **changes: Any) -> "Settings":
         """A copy with some fields changed (for tests and the embeddable Sink)."""

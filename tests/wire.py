@@ -2,15 +2,27 @@
 from __future__ import annotations
 
 import socket
+import ssl
 
 
 class Wire:
-    """Send raw bytes, read whole (multi-line) replies."""
+    """Send raw bytes, read whole (multi-line) replies; ``tls=`` for implicit TLS."""
 
-    def __init__(self, host: str, port: int, timeout: float = 10.0):
+    def __init__(self, host: str, port: int, timeout: float = 10.0,
+                 tls: ssl.SSLContext | None = None):
         self.sock = socket.create_connection((host, port), timeout=timeout)
+        if tls is not None:
+            self.sock = tls.wrap_socket(self.sock, server_hostname=host)
         self.file = self.sock.makefile("rb")
         self.greeting = self.reply()
+
+    def starttls(self, context: ssl.SSLContext, server_hostname: str = "127.0.0.1") -> str:
+        """Send STARTTLS; on 220 do the handshake (errors propagate). Returns the reply."""
+        reply = self.cmd("STARTTLS")
+        if reply.startswith("220"):
+            self.sock = context.wrap_socket(self.sock, server_hostname=server_hostname)
+            self.file = self.sock.makefile("rb")
+        return reply
 
     def reply(self) -> str:
         lines = []

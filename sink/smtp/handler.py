@@ -14,6 +14,7 @@ from aiosmtpd.smtp import Envelope as SMTPEnvelope, Session
 from ..events import EventBus
 from ..store import Envelope, Store
 from .server import NULL_SENDER
+from .tls import connection_tls
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,11 @@ class SinkHandler:
                           hostname: str, responses: list[str]) -> list[str]:
         session.host_name = hostname  # aiosmtpd requires the hook to set it
         extensions = ["250-PIPELINING", "250-ENHANCEDSTATUSCODES"]
+        # Whether AUTH is offered is the session's call (auth mode, TLS): replace aiosmtpd's line.
+        responses = [line for line in responses if not line.startswith("250-AUTH")]
+        auth_line = server.ehlo_auth_line()
+        if auth_line:
+            extensions.append(auth_line)
         return responses[:-1] + extensions + responses[-1:]
 
     async def handle_MAIL(self, server: Any, session: Session, envelope: SMTPEnvelope,
@@ -85,6 +91,8 @@ class SinkHandler:
     def envelope_for(self, server: Any, session: Session, envelope: SMTPEnvelope) -> Envelope:
         """Our stored envelope from aiosmtpd's session and envelope."""
         mail_from = envelope.mail_from or ""
+        tls_version, tls_cipher = connection_tls(server.transport)
+        identity = session.auth_data if session.authenticated else None
         return Envelope(
             mail_from="" if mail_from == NULL_SENDER else mail_from,
             rcpt_tos=list(envelope.rcpt_tos),
@@ -92,6 +100,10 @@ class SinkHandler:
             peer=peer_text(session.peer),
             received_at=time.time(),
             smtputf8=bool(envelope.smtp_utf8),
+            tls_version=tls_version,
+            tls_cipher=tls_cipher,
+            auth_user=getattr(identity, "user", None),
+            auth_mechanism=getattr(identity, "mechanism", None),
         )
 
     async def handle_DATA(self, server: Any, session: Session, envelope: SMTPEnvelope) -> str:

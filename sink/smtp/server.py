@@ -6,6 +6,8 @@
 - The null sender ``MAIL FROM:<>`` is accepted (bounces and DSNs use it).
 - A connection cap (421 past it, existing sessions untouched), an idle timeout
   that says 421 before closing, and a graceful shutdown.
+- AUTH comes from ``auth.SmtpAuth``; STARTTLS twice is refused, and a failed TLS
+  handshake closes that connection quietly (no traceback).
 """
 from __future__ import annotations
 
@@ -14,9 +16,10 @@ import logging
 import re
 from typing import Any, Optional
 
-from aiosmtpd.smtp import SMTP, syntax
+from aiosmtpd.smtp import SMTP, TLSSetupException, syntax
 
 from . import chaos as chaos_module
+from .auth import Authenticator, SmtpAuth
 from .data import ConnectionLostDuringData, read_data
 
 log = logging.getLogger(__name__)
@@ -37,6 +40,7 @@ _ENHANCED_BY_PREFIX: list[tuple[str, str]] = [
     ("552", "5.3.4"),
     ("555", "5.5.4"),
     ("530", "5.7.0"),
+    ("535", "5.7.8"),
     ("554", "5.7.0"),
     ("454", "4.7.0"),
     ("220 Ready to start TLS", "2.0.0"),
@@ -87,13 +91,16 @@ class ConnectionTracker:
             session.close_with_421()
 
 
-class SinkSMTP(SMTP):
+class SinkSMTP(SmtpAuth, SMTP):
     """One SMTP session of the sink."""
 
     def __init__(self, handler: Any, *, tracker: ConnectionTracker,
+                 auth: Authenticator | None = None, auth_on_plaintext: bool = False,
                  chaos: "chaos_module.Chaos | None" = None, **kwargs: Any):
         super().__init__(handler, **kwargs)
         self.tracker = tracker
+        self.auth = auth
+        self.auth_on_plaintext = auth_on_plaintext
         self.chaos = chaos  # Jim and fault rules, shared by the server's sessions
         self.chaos_session: chaos_module.SessionChaos | None = None
         self._greeted = False
@@ -144,6 +151,19 @@ class SinkSMTP(SMTP):
             self.transport.write(f"421 4.3.2 {self.hostname} Service shutting down\r\n".encode())
             self.transport.close()
 
+    @property
+    def tls_active(self) -> bool:
+        """True once the connection is encrypted (after STARTTLS, or from the start on SMTPS)."""
+        return self.transport is not None and self.transport.get_extra_info("ssl_object") is not None
+
+    async def handle_exception(self, error: Exception) -> str:
+        if isinstance(error, TLSSetupException):
+            # A client that cannot finish the handshake: aiosmtpd closes the connection;
+            # one log line instead of a traceback.
+            log.info("%r TLS handshake failed: %s", self.session.peer, error.__cause__ or error)
+            return "454 4.7.0 TLS handshake failed"
+        return await super().handle_exception(error)
+
     # -- replies -------------------------------------------------------
     async def push(self, status: Any) -> None:
         if isinstance(status, str):
@@ -154,6 +174,15 @@ class SinkSMTP(SMTP):
             await chaos_module.throttle(self.chaos_session, len(status))
         self._greeted = True
         await super().push(status)
+
+    async def _authenticate(self, args: list[str]) -> None:
+        # AUTH does not go through a handler hook (SmtpAuth): Jim gets his say here.
+        if self.chaos is not None and self.chaos.active:
+            refusal = await chaos_module.before_reply(self.chaos, self, "AUTH", tuple(args))
+            if refusal is not None:
+                await self.push(refusal)
+                return
+        await super()._authenticate(args)
 
     async def _call_handler_hook(self, command: str, *args: Any) -> Any:
         if self.chaos is not None and self.chaos.active:
@@ -180,6 +209,18 @@ class SinkSMTP(SMTP):
             await super().smtp_MAIL(arg)
         finally:
             self._parsing_mail_from = False
+
+    @syntax("STARTTLS", when="tls_context")
+    async def smtp_STARTTLS(self, arg: str) -> None:
+        if self.tls_active:
+            await self.push("503 5.5.1 Error: TLS already active")
+            return
+        await super().smtp_STARTTLS(arg)
+        if self._tls_protocol is not None and not self.tls_active:
+            # The connection closed mid-handshake (idle timeout, client gone): asyncio then
+            # ends the handshake wait without an error and never tells this session its
+            # connection is lost, which would leak the session and its connection slot.
+            raise TLSSetupException("connection closed during the TLS handshake")
 
     @syntax("DATA")
     async def smtp_DATA(self, arg: str) -> None:

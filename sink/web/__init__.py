@@ -1,6 +1,7 @@
 """The HTTP side: one Starlette app of small mounted apps over the store.
 
-URL space: ``/api/v3`` mailsink's API, ``/livez`` and ``/readyz`` health; the UI,
+URL space: ``/api/v3`` mailsink's API, ``/livez`` and ``/readyz`` health,
+``/tls/ca.pem`` the generated CA certificate for clients to trust; the UI,
 MailHog's ``/api/v1``/``/api/v2`` and the probe's ``/api/smtp*`` mount here too.
 """
 from __future__ import annotations
@@ -18,14 +19,14 @@ from ..store import Store
 from ..smtp.chaos import Chaos
 from .api import create_api
 from .chaos_api import create_chaos_api
-from .errors import JSON_EXCEPTION_HANDLERS
+from .errors import JSON_EXCEPTION_HANDLERS, json_error
 from .mailhog import mailhog_routes
 from .release_api import release_routes
 
 
 def create_app(settings: Settings, store: Store, events: EventBus,
-               is_ready: Callable[[], bool], chaos: Chaos | None = None,
-               release: Any = None) -> Starlette:
+               is_ready: Callable[[], bool], ca_pem: bytes | None = None,
+               chaos: Chaos | None = None, release: Any = None) -> Starlette:
     async def livez(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
@@ -34,12 +35,20 @@ def create_app(settings: Settings, store: Store, events: EventBus,
             return JSONResponse({"status": "ready"})
         return JSONResponse({"status": "starting"}, status_code=503)
 
+    async def tls_ca(request: Request) -> Response:
+        if ca_pem is None:
+            return json_error(404, "no generated CA: TLS is off or uses the certificate "
+                                   "given with --tls-cert")
+        return Response(ca_pem, media_type="application/x-pem-file",
+                        headers={"Content-Disposition": 'attachment; filename="mailsink-ca.pem"'})
+
     routes = [
         Route("/livez", livez),
         Route("/readyz", readyz),
         *mailhog_routes(settings, store, events, chaos, release),
         *create_chaos_api(chaos),  # /api/v3/chaos, before the /api/v3 mount
         *release_routes(release),  # /api/v3/messages/{id}/release, likewise
+        Route("/tls/ca.pem", tls_ca),
         Mount("/api/v3", app=create_api(store, events)),
     ]
     return Starlette(routes=with_web_path(settings.web_path, routes),

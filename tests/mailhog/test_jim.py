@@ -114,3 +114,14 @@ def test_jim_throttles_the_link():
             client.sendmail("a@example.com", ["b@example.org"],
                             b"Subject: slow\r\n\r\n" + b"x" * 9980 + b"\r\n")
             assert time.monotonic() - started >= 0.45
+
+
+def test_jim_refuses_auth():
+    settings = Settings(smtp_port=0, http_port=0, auth="any", auth_allow_insecure=True,
+                        **{**QUIET_JIM, "jim_reject_auth": 1.0})
+    with Sink(settings) as sink:
+        with smtplib.SMTP(sink.smtp_host, sink.smtp_port) as client:
+            client.ehlo()
+            with pytest.raises(smtplib.SMTPAuthenticationError) as refused:
+                client.login("user", "secret")
+    assert refused.value.smtp_code == 535

@@ -127,3 +127,20 @@ def test_refusals_end_in_one_clear_line_and_exit_non_zero(command, environ):
     assert "Traceback" not in result.stderr
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("mailsink") and ("mongodb" in last.lower() or "chance" in last)
+
+
+def test_mailhog_preset_accepts_made_up_auth_on_the_plain_port():
+    # What apps set up for MailHog do: AUTH PLAIN, invented credentials, no TLS.
+    from sink import Sink
+    import smtplib
+    settings = Settings.from_sources({"mailhog": True, "listen": "127.0.0.1", "smtp_port": 0,
+                                      "http_port": 0}, {})
+    with Sink(settings) as sink:
+        with smtplib.SMTP(sink.smtp_host, sink.smtp_port) as client:
+            client.ehlo()
+            assert client.has_extn("auth")
+            client.login("anything", "made-up")
+            client.sendmail("app@example.com", ["user@example.org"], b"Subject: hi\r\n\r\nx\r\n")
+        detail = httpx.get(f"{sink.http_url}/api/v3/messages").json()["messages"][0]
+        envelope = httpx.get(f"{sink.http_url}/api/v3/messages/{detail['id']}").json()["envelope"]
+        assert envelope["auth_user"] == "anything"
