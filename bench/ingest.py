@@ -8,7 +8,8 @@ Prints one JSON object. Scenarios:
   another connection, and the server's peak RSS.
 Both servers run as separate processes; the load comes from this process, with a
 minimal asyncio SMTP client (no pipelining, like smtplib) so it costs little CPU.
-Usage: python bench/ingest.py [--quick]
+Each scenario alternates between the two servers and keeps each side's best of
+three runs. Usage: python bench/ingest.py [--quick]
 """
 from __future__ import annotations
 
@@ -189,41 +190,60 @@ async def big_message(server: Server, size: int) -> dict:
     }
 
 
-async def measure(kind: str, quick: bool) -> dict:
+SCENARIOS = {
+    # name: (connections, messages per connection, connections per worker, size)
+    "1KiB_c1_100_per_conn": (1, 100, 1, 1024),
+    "1KiB_c50_100_per_conn": (50, 20, 1, 1024),
+    "1KiB_c50_1_per_conn": (50, 1, 10, 1024),
+    "1MiB_c4": (4, 5, 1, 1024 * 1024),
+}
+
+
+async def measure(quick: bool) -> dict:
+    """Both servers up at once; each scenario alternates between them, best of N.
+
+    Alternating rounds and keeping each side's best run makes the ratio robust to
+    other load on the machine, which would otherwise hit one side only.
+    """
+    rounds = 1 if quick else 3
+    results: dict[str, dict] = {"mailsink": {}, "bare_aiosmtpd": {}}
     with tempfile.TemporaryDirectory() as tmpdir:
-        server = Server(kind, tmpdir)
+        servers = {kind: Server(kind, tmpdir) for kind in results}
         try:
-            kib = make_message(1024)
-            mib = make_message(1024 * 1024)
-            scale = 1 if quick else 3
-            await load(server.port, 10, 20, 1, kib)  # warm-up
-            results = {
-                "1KiB_c1_100_per_conn": await load(server.port, 1, 100 * scale, 1, kib),
-                "1KiB_c50_100_per_conn": await load(server.port, 50, 20 * scale, 1, kib),
-                "1KiB_c50_1_per_conn": await load(server.port, 50, 1, 10 * scale, kib),
-                "1MiB_c4": await load(server.port, 4, 5 * scale, 1, mib),
-                "25MiB": await big_message(server, 25 * 1024 * 1024),
-            }
+            # The big message first, on fresh servers: its peak RSS is then the
+            # server's own footprint plus what the message costs, not leftovers.
+            for kind, server in servers.items():
+                results[kind]["25MiB"] = await big_message(server, 25 * 1024 * 1024)
+            for server in servers.values():
+                await load(server.port, 10, 20, 1, make_message(1024))  # warm-up
+            for name, (connections, per_connection, per_worker, size) in SCENARIOS.items():
+                message = make_message(size)
+                for _ in range(rounds):
+                    for kind, server in servers.items():
+                        run = await load(server.port, connections, per_connection,
+                                         per_worker, message)
+                        best = results[kind].get(name)
+                        if best is None or run["msg_per_s"] > best["msg_per_s"]:
+                            results[kind][name] = run
         finally:
-            server.stop()
+            for server in servers.values():
+                server.stop()
     return results
 
 
 def main() -> None:
     quick = "--quick" in sys.argv
-    bare = asyncio.run(measure("bare_aiosmtpd", quick))
-    ours = asyncio.run(measure("mailsink", quick))
-    ratios = {
-        name: round(ours[name]["msg_per_s"] / bare[name]["msg_per_s"], 2)
-        for name in ours if "msg_per_s" in ours[name]
-    }
+    measured = asyncio.run(measure(quick))
+    ours, bare = measured["mailsink"], measured["bare_aiosmtpd"]
+    ratios = {name: round(ours[name]["msg_per_s"] / bare[name]["msg_per_s"], 2)
+              for name in SCENARIOS}
     ratios["25MiB_speedup"] = round(bare["25MiB"]["seconds"] / ours["25MiB"]["seconds"], 1)
     targets = {
         "c50_at_least_0.8x_bare": ratios["1KiB_c50_100_per_conn"] >= 0.8,
         "25MiB_at_least_5x_faster": ratios["25MiB_speedup"] >= 5,
         "small_message_during_25MiB_under_100ms":
             ours["25MiB"]["small_message_max_ms_during"] < 100,
-        "peak_rss_growth_under_3x_message": ours["25MiB"]["peak_rss_growth_mib"] < 75,
+        "peak_rss_under_3x_message": ours["25MiB"]["peak_rss_mib"] < 75,
     }
     print(json.dumps({"mailsink_durable_db": ours, "bare_aiosmtpd_discard": bare,
                       "ratio_mailsink_over_bare": ratios, "targets_met": targets}, indent=2))

@@ -1,4 +1,5 @@
-"""The ``mailsink`` command: ``serve`` runs the sink; other commands are the probe's.
+"""The ``mailsink`` command: ``serve`` runs the sink, ``healthcheck`` asks a running one
+if it is ready; other commands are the probe's.
 
 Errors are one line on stderr and a non-zero exit code, never a traceback.
 """
@@ -9,11 +10,13 @@ import asyncio
 import logging
 import signal
 import sys
+import urllib.error
+import urllib.request
 
 from . import mailhog_cli
 from . import settings as settings_module
 from .app import SinkServer, StartupError
-from .settings import Settings, SettingsError
+from .settings import Settings, SettingsError, client_host
 
 EXIT_USAGE = 2
 EXIT_STARTUP = 1
@@ -27,6 +30,13 @@ def build_parser() -> argparse.ArgumentParser:
     settings_module.add_arguments(serve)
     serve.set_defaults(run=run_serve)
     mailhog_cli.register(commands)
+    health = commands.add_parser(
+        "healthcheck", help="exit 0 if the sink on this machine is ready, else 1 "
+        "(for container health checks; reads the same MAILSINK_* variables as serve)")
+    settings_module.add_arguments(health, only=("listen", "http_port"))
+    health.add_argument("--timeout", type=float, default=3.0,
+                        help="seconds to wait for the answer (default 3)")
+    health.set_defaults(run=run_healthcheck)
     try:
         from probe import cli as probe_cli
     except ImportError:  # pragma: no cover - probe ships with sink
@@ -76,6 +86,33 @@ def run_serve(args: argparse.Namespace, environ: dict[str, str] | None = None) -
         return EXIT_STARTUP
     except KeyboardInterrupt:
         pass
+    return 0
+
+
+def run_healthcheck(args: argparse.Namespace) -> int:
+    """GET /readyz with the stdlib only, so a slim container needs no curl."""
+    try:
+        settings = Settings.from_sources(vars(args))
+    except SettingsError as error:
+        print(f"mailsink: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    host = client_host(settings.listen)
+    url = f"http://{f'[{host}]' if ':' in host else host}:{settings.http_port}/readyz"
+    # No proxies: a container's HTTP_PROXY must not route a loopback check elsewhere.
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(url, timeout=args.timeout) as response:
+            status = response.status
+    except urllib.error.HTTPError as error:
+        status = error.code
+    except (urllib.error.URLError, OSError) as error:
+        reason = getattr(error, "reason", error)
+        print(f"mailsink: not ready: {url}: {reason}", file=sys.stderr)
+        return EXIT_STARTUP
+    if status != 200:
+        print(f"mailsink: not ready: {url} answered {status}", file=sys.stderr)
+        return EXIT_STARTUP
+    print(f"mailsink: ready ({url})")
     return 0
 
 

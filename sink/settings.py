@@ -324,10 +324,19 @@ def _parse(option: Option, text: str, source: str) -> Any:
         raise SettingsError(f"{source}={text!r}: {error}") from None
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add every option as a CLI flag; unset flags stay None so env/defaults apply."""
+def client_host(listen: str) -> str:
+    """Where a client on this machine connects to reach listeners bound to ``listen``."""
+    if listen in ("0.0.0.0", ""):
+        return "127.0.0.1"
+    return "::1" if listen == "::" else listen
+
+
+def add_arguments(parser: argparse.ArgumentParser, only: tuple[str, ...] | None = None) -> None:
+    """Add every option (or those named in ``only``) as a CLI flag; unset flags stay None."""
     defaults = Settings()
     for option in OPTIONS:
+        if only is not None and option.name not in only:
+            continue
         default = getattr(defaults, option.name, None)
         help_text = f"{option.help} (env {option.env}; default {default!r})"
         if option.flag_only_bool:
