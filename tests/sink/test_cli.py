@@ -173,3 +173,12 @@ def test_no_command_prints_help():
     result = run_cli()
     assert result.returncode == 2
     assert "serve" in result.stderr
+
+
+def test_every_option_is_documented_in_the_readme():
+    from sink.settings import OPTIONS
+
+    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as readme:
+        text = readme.read()
+    undocumented = [o.flag for o in OPTIONS if f"`{o.flag}`" not in text or o.env not in text]
+    assert undocumented == []
