@@ -153,6 +153,8 @@ OPTIONS: list[Option] = [
     Option("auth_file", str, "credentials file for --auth file: user:password lines (plain or bcrypt)"),
     Option("require_auth", _bool, "refuse MAIL (530 5.7.0) until AUTH", flag_only_bool=True),
     Option("auth_allow_insecure", _bool, "offer AUTH on plaintext connections too", flag_only_bool=True),
+    Option("probe_api", _choice("on", "off", "auto"), "/api/smtp* probe endpoints (auto: on if --listen is loopback)"),
+    Option("probe_allow_hosts", str, "hosts the probe endpoints may reach: names, *.wildcards, IPs, CIDRs"),
 ]
 
 
@@ -196,6 +198,8 @@ class Settings:
     auth_file: str | None = None
     require_auth: bool = False
     auth_allow_insecure: bool = False
+    probe_api: str = "auto"
+    probe_allow_hosts: str = ""
 
     def replace(self, **changes: Any) -> "Settings":
         """A copy with some fields changed (for tests and the embeddable Sink)."""

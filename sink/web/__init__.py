@@ -21,6 +21,7 @@ from .api import create_api
 from .chaos_api import create_chaos_api
 from .errors import JSON_EXCEPTION_HANDLERS, json_error
 from .mailhog import mailhog_routes
+from .probe import probe_routes
 from .release_api import release_routes
 
 
@@ -51,6 +52,7 @@ def create_app(settings: Settings, store: Store, events: EventBus,
         Route("/tls/ca.pem", tls_ca),
         Mount("/api/v3", app=create_api(store, events)),
     ]
+    routes += probe_routes(settings)
     return Starlette(routes=with_web_path(settings.web_path, routes),
                      exception_handlers=JSON_EXCEPTION_HANDLERS)
 

@@ -144,3 +144,16 @@ def test_mailhog_preset_accepts_made_up_auth_on_the_plain_port():
         detail = httpx.get(f"{sink.http_url}/api/v3/messages").json()["messages"][0]
         envelope = httpx.get(f"{sink.http_url}/api/v3/messages/{detail['id']}").json()["envelope"]
         assert envelope["auth_user"] == "anything"
+
+
+def test_sendmail_honours_mh_sendmail_smtp_addr(sink):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MH_", "MAILSINK_"))}
+    env["MH_SENDMAIL_SMTP_ADDR"] = f"{sink.smtp_host}:{sink.smtp_port}"
+    result = subprocess.run(
+        [sys.executable, "-m", "sink", "sendmail", "-t", "-f", "app@example.com"],
+        input=b"To: user@example.org\r\nSubject: via mhsendmail's variable\r\n\r\nhi\r\n",
+        env=env, capture_output=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+    page = httpx.get(f"{sink.http_url}/api/v2/messages").json()
+    assert page["items"][0]["Content"]["Headers"]["Subject"] == ["via mhsendmail's variable"]
+    assert page["items"][0]["Raw"]["From"] == "app@example.com"
