@@ -188,10 +188,13 @@ class Releaser:
         if server.username or server.password:
             auth = probe.Auth(server.username, server.password,
                               MECHANISMS[server.mechanism.upper()])
+        # "auto" without a password is opportunistic, as between MTAs: encrypt when
+        # offered, whoever's certificate it is. A password is only sent after a check.
+        insecure = server.insecure or (server.tls == "auto" and auth is None)
         try:
             return await probe.async_send(
                 message, server.host, int(server.port), tls=server.tls,
-                insecure=server.insecure, auth=auth,
+                insecure=insecure, auth=auth,
                 allow_plaintext_auth=allow_plaintext_auth, ehlo=self.hostname,
                 timeout=RELEASE_TIMEOUT)
         except probe.UsageError as error:

@@ -35,3 +35,32 @@ def api(sink):
     import httpx
     with httpx.Client(base_url=sink.http_url, timeout=10) as client:
         yield client
+
+
+def _exim_server_class():
+    """The probe tests' Exim helper (tests/probe/probe_servers.py): one Exim fixture, reused."""
+    try:
+        from tests.probe.probe_servers import EximServer
+    except ImportError:  # tests/probe is not a package: load the file by its path
+        import importlib.util
+        import pathlib
+        path = pathlib.Path(__file__).resolve().parents[1] / "probe" / "probe_servers.py"
+        spec = importlib.util.spec_from_file_location("mailsink_probe_servers", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        EximServer = module.EximServer
+    return EximServer
+
+
+@pytest.fixture(scope="module")
+def exim():
+    """Exim (Debian's exim4) on free loopback ports, as the probe tests run it."""
+    import pathlib
+
+    from tests.conftest import require_tool
+    config = pathlib.Path(__file__).resolve().parents[1] / "probe" / "exim.conf"
+    server = _exim_server_class()(require_tool("exim"), config)
+    try:
+        yield server
+    finally:
+        server.stop()
