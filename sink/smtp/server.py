@@ -74,6 +74,9 @@ class ConnectionTracker:
     def __init__(self, limit: int):
         self.limit = limit
         self.sessions: set["SinkSMTP"] = set()
+        # Each session's command loop; shutdown waits for them so that no task is
+        # left pending on a loop that is about to close.
+        self.tasks: set[asyncio.Task] = set()
         self.shutting_down = False
 
     def has_room(self) -> bool:
@@ -89,6 +92,11 @@ class ConnectionTracker:
             await asyncio.sleep(0.02)
         for session in list(self.sessions):
             session.close_with_421()
+        if self.tasks:
+            _, pending = await asyncio.wait(set(self.tasks), timeout=1.0)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
 
 
 class SinkSMTP(SmtpAuth, SMTP):
@@ -123,8 +131,12 @@ class SinkSMTP(SmtpAuth, SMTP):
                 self._refused = True
                 transport.close()
                 return
+        starting = self.transport is None
         self.tracker.sessions.add(self)
         super().connection_made(transport)
+        if starting and self._handler_coroutine is not None:
+            self.tracker.tasks.add(self._handler_coroutine)
+            self._handler_coroutine.add_done_callback(self.tracker.tasks.discard)
 
     def connection_lost(self, error: Optional[Exception]) -> None:
         if self._refused:
