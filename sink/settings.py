@@ -210,11 +210,13 @@ class Settings:
                      environ: Mapping[str, str] | None = None) -> "Settings":
         """Merge parsed CLI ``args`` (None = not given) over env vars over defaults."""
         environ = os.environ if environ is None else environ
-        # MailHog's MH_* names rank below MAILSINK_* variables and flags.
-        values: dict[str, Any] = mailhog_env_settings(environ)
+        values: dict[str, Any] = {}
         for option in OPTIONS:
             if option.env in environ:
                 values[option.name] = _parse(option, environ[option.env], option.env)
+        # MailHog's MH_* names win over MAILSINK_* variables (a compose file written for
+        # MailHog must override our image's built-in MAILSINK_* defaults), not over flags.
+        values.update(mailhog_env_settings(environ))
         for key, value in (args or {}).items():
             if value is not None and any(o.name == key for o in OPTIONS):
                 values[key] = value

@@ -62,14 +62,16 @@ def test_what_has_no_equivalent_is_refused_clearly(environ, message):
         Settings.from_sources({}, environ)
 
 
-def test_any_mh_variable_implies_the_preset_and_ours_win():
+def test_any_mh_variable_implies_the_preset_and_flags_win():
     assert from_env().listen == "127.0.0.1" and not from_env().mailhog
     preset = from_env(MH_HOSTNAME="x")
     assert preset.mailhog and preset.listen == "0.0.0.0"
     # mhsendmail's variable belongs to a client: no preset from it alone.
     assert not from_env(MH_SENDMAIL_SMTP_ADDR="localhost:1025").mailhog
     assert from_env(MH_HOSTNAME="x", MAILSINK_LISTEN="127.0.0.1").listen == "127.0.0.1"
-    assert from_env(MH_SMTP_BIND_ADDR=":2000", MAILSINK_SMTP_PORT="3000").smtp_port == 3000
+    # MH_* beat MAILSINK_* (our image sets MAILSINK_SMTP_PORT etc.); flags beat both.
+    assert from_env(MH_SMTP_BIND_ADDR=":2000", MAILSINK_SMTP_PORT="3000").smtp_port == 2000
+    assert Settings.from_sources({"smtp_port": 4000}, {"MH_SMTP_BIND_ADDR": ":2000"}).smtp_port == 4000
     assert Settings.from_sources({"smtp_port": 4000}, {"MAILSINK_SMTP_PORT": "3000"}).smtp_port == 4000
     assert Settings.from_sources({"mailhog": True}, {}).listen == "0.0.0.0"
     if "auth" in Settings.__dataclass_fields__:
