@@ -152,6 +152,20 @@ async def _new_messages(context: MailhogContext, queue: asyncio.Queue,
             yield items[0]
 
 
+class _ClosingStream(StreamingResponse):
+    """A stream that leaves its event subscription however it ends (even unstarted)."""
+
+    def __init__(self, subscription: Any, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.subscription = subscription
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            await self.subscription.__aexit__(None, None, None)
+
+
 def _same_origin_or_allowed(headers: Any, allowed: str) -> bool:
     """Browsers send Origin on WebSockets; refuse other sites (they could read the mail)."""
     origin = headers.get("origin")
@@ -260,17 +274,15 @@ def create_v1(context: MailhogContext) -> ASGIApp:
         queue = await subscription.__aenter__()  # before the response: no event is missed
 
         async def body() -> AsyncIterator[str]:
-            try:
-                async for item in _new_messages(context, queue, KEEPALIVE_SECONDS):
-                    if item is None:
-                        yield "keepalive: \n\n"
-                        continue
-                    text = json.dumps(item, indent=2, ensure_ascii=False)
-                    yield "".join(f"data: {line}\n" for line in text.split("\n")) + "\n"
-            finally:
-                await subscription.__aexit__(None, None, None)
+            async for item in _new_messages(context, queue, KEEPALIVE_SECONDS):
+                if item is None:
+                    yield "keepalive: \n\n"
+                    continue
+                text = json.dumps(item, indent=2, ensure_ascii=False)
+                yield "".join(f"data: {line}\n" for line in text.split("\n")) + "\n"
         headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-        return StreamingResponse(body(), media_type="text/event-stream", headers=headers)
+        return _ClosingStream(subscription, body(), media_type="text/event-stream",
+                              headers=headers)
 
     app = Starlette(routes=[
         Route("/messages", list_messages, methods=["GET"]),

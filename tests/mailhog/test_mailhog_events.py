@@ -63,3 +63,15 @@ def test_websocket_client_leaving_unsubscribes(sink):
             break
         threading.Event().wait(0.02)
     assert events.subscriber_count == 0
+
+
+def test_sse_client_leaving_unsubscribes(sink):
+    with httpx.Client(base_url=sink.http_url, timeout=10) as api:
+        with api.stream("GET", "/api/v1/events") as stream:
+            assert stream.status_code == 200
+            assert sink.server.events.subscriber_count == 1
+    for _ in range(100):
+        if sink.server.events.subscriber_count == 0:
+            break
+        threading.Event().wait(0.02)
+    assert sink.server.events.subscriber_count == 0
