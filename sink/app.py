@@ -85,7 +85,8 @@ class SinkServer:
                     enable_SMTPUTF8=True, timeout=s.idle_timeout, tracker=self.tracker,
                     tls_context=starttls, require_starttls=s.require_tls,
                     auth=self.authenticator, auth_on_plaintext=s.auth_allow_insecure,
-                    auth_required=s.require_auth, chaos=self.chaos)
+                    auth_required=s.require_auth, new_content=self.store.new_spool,
+                    chaos=self.chaos)
 
     async def start(self) -> None:
         s = self.settings

@@ -47,10 +47,12 @@ class Wire:
         return self.file.read(1) == b""
 
     def close(self) -> None:
-        try:
-            self.sock.close()
-        except OSError:
-            pass
+        """Really close: the socket's fd stays open while the file made from it is."""
+        for closeable in (self.file, self.sock):
+            try:
+                closeable.close()
+            except OSError:
+                pass
 
     def __enter__(self) -> "Wire":
         return self

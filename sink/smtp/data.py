@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable, Protocol
 
 CHUNK = 256 * 1024
 END = b"\r\n.\r\n"
@@ -21,11 +21,28 @@ END = b"\r\n.\r\n"
 _CARRY = len(END) - 1
 
 
+class Content(Protocol):
+    """Where the unstuffed bytes go: memory, or the store's spool (which may be a file)."""
+
+    def write(self, data: Any) -> None: ...
+    def discard(self) -> None: ...
+
+
+class InMemory(bytearray):
+    """The simplest ``Content``: a bytearray."""
+
+    def write(self, data: Any) -> None:
+        self += data
+
+    def discard(self) -> None:
+        del self[:]
+
+
 @dataclass
 class DataResult:
     """The dot-unstuffed content (None when too big), its size, and what followed it."""
 
-    content: bytearray | None
+    content: Any | None
     size: int
     leftover: bytes
 
@@ -43,7 +60,7 @@ def _safe_cut(buffer: bytearray, cut: int) -> int:
     return cut
 
 
-def _append_unstuffed(content: bytearray, window: bytearray, start: int, cut: int) -> None:
+def _append_unstuffed(content: Content, window: bytearray, start: int, cut: int) -> None:
     """Append ``window[start:cut]`` to ``content`` without the dot after each CRLF.
 
     Slices of a memoryview, so a chunk is copied once (into ``content``) however
@@ -52,19 +69,33 @@ def _append_unstuffed(content: bytearray, window: bytearray, start: int, cut: in
     with memoryview(window) as view:
         dot = window.find(b"\r\n.", 0, cut)
         while dot != -1:
-            content += view[start:dot + 2]
+            content.write(view[start:dot + 2])
             start = dot + 3  # skip the stuffed dot
             dot = window.find(b"\r\n.", start, cut)  # occurrences never overlap
-        content += view[start:cut]
+        content.write(view[start:cut])
 
 
 async def read_data(reader: asyncio.StreamReader, size_limit: int | None,
-                    on_progress: Callable[[], None] | None = None) -> DataResult:
-    """Read one DATA body from ``reader`` up to and including CRLF.CRLF."""
+                    on_progress: Callable[[], None] | None = None,
+                    into: Content | None = None) -> DataResult:
+    """Read one DATA body from ``reader`` up to and including CRLF.CRLF into ``into``.
+
+    On any failure (connection lost, cancelled) ``into`` is discarded.
+    """
+    content: Content | None = InMemory() if into is None else into
+    try:
+        return await _read_into(reader, size_limit, on_progress, content)
+    except BaseException:
+        content.discard()
+        raise
+
+
+async def _read_into(reader: asyncio.StreamReader, size_limit: int | None,
+                     on_progress: Callable[[], None] | None, content: Content) -> DataResult:
     # A virtual CRLF in front makes the first line look like every other line,
     # so a dot at the very start is unstuffed and ".CRLF" alone ends DATA.
     window = bytearray(b"\r\n")
-    content: bytearray | None = bytearray()
+    kept: Content | None = content
     received = 0
     first = True
     while True:
@@ -83,10 +114,11 @@ async def read_data(reader: asyncio.StreamReader, size_limit: int | None,
             prefix = 2 if first else 0
             first = False
             received += cut - prefix
-            if content is not None and size_limit and received > size_limit:
-                content = None  # too big: drop what we have, keep reading to the end
-            if content is not None:
-                _append_unstuffed(content, window, prefix, cut)
+            if kept is not None and size_limit and received > size_limit:
+                kept.discard()  # too big: drop what we have, keep reading to the end
+                kept = None
+            if kept is not None:
+                _append_unstuffed(kept, window, prefix, cut)
             del window[:cut]
         if end >= 0:
-            return DataResult(content, received, leftover)
+            return DataResult(kept, received, leftover)

@@ -14,13 +14,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from aiosmtpd.smtp import SMTP, TLSSetupException, syntax
 
 from . import chaos as chaos_module
 from .auth import Authenticator, SmtpAuth
-from .data import ConnectionLostDuringData, read_data
+from .data import ConnectionLostDuringData, InMemory, read_data
 
 log = logging.getLogger(__name__)
 
@@ -104,9 +104,12 @@ class SinkSMTP(SmtpAuth, SMTP):
 
     def __init__(self, handler: Any, *, tracker: ConnectionTracker,
                  auth: Authenticator | None = None, auth_on_plaintext: bool = False,
+                 new_content: Callable[[], Any] = InMemory,
                  chaos: "chaos_module.Chaos | None" = None, **kwargs: Any):
         super().__init__(handler, **kwargs)
         self.tracker = tracker
+        # Makes the buffer a DATA body is read into: the store's spool in the sink.
+        self.new_content = new_content
         self.auth = auth
         self.auth_on_plaintext = auth_on_plaintext
         self.chaos = chaos  # Jim and fault rules, shared by the server's sessions
@@ -251,11 +254,12 @@ class SinkSMTP(SmtpAuth, SMTP):
             await self.push("421 4.3.2 Service shutting down")
             return
         self.busy = True
+        content = self.new_content()
         try:
             await self.push("354 End data with <CR><LF>.<CR><LF>")
             try:
                 result = await read_data(self._reader, self.data_size_limit,
-                                         on_progress=self._reset_timeout)
+                                         on_progress=self._reset_timeout, into=content)
             except ConnectionLostDuringData:
                 log.info("%r connection lost during DATA; nothing stored", self.session.peer)
                 self._writer.close()
@@ -273,6 +277,9 @@ class SinkSMTP(SmtpAuth, SMTP):
             self._set_post_data_state()
             await self.push(status)
         finally:
+            # Whatever the handler did not hand to the store (a rejection, an error)
+            # is dropped here, spool file included.
+            content.discard()
             self.busy = False
         if self.tracker.shutting_down:
             self.close_with_421()

@@ -31,7 +31,7 @@ from .. import message as mime
 from ..search import (casefold_contains, casefold_json_contains, compile_mailhog_search,
                       compile_query)
 from . import Envelope, Page, StoredMessage, Summary
-from .files import READ_CHUNK, MessageFiles
+from .files import LARGE_MESSAGE, READ_CHUNK, MessageFiles, Spool
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +73,6 @@ INDEX_CHUNK = 32           # messages indexed between checks for new mail
 # Indexing waits for this much quiet, so a burst of mail is taken in at full speed
 # and indexed right after it (reads that need the index wait for it: catch_up).
 INDEX_AFTER_IDLE = 0.05
-LARGE_MESSAGE = 1024 * 1024  # raw messages larger than this are kept in files
 
 
 def new_message_id() -> str:
@@ -195,12 +194,26 @@ class SQLiteStore:
         self._jobs.put(_Job(kind, args, future))
         return future
 
-    async def add(self, raw: bytes, envelope: Envelope) -> str:
-        file_name = None
-        if len(raw) > LARGE_MESSAGE:
-            assert self._loop is not None and self.files is not None
-            file_name = await self._loop.run_in_executor(self._file_pool, self.files.write, raw)
-        return await self._submit("add", raw, envelope, file_name)
+    def new_spool(self) -> Spool:
+        """A buffer for an incoming message that moves to a file when it grows large."""
+        assert self.files is not None, "store is not open"
+        return self.files.spool()
+
+    async def add(self, raw: bytes | bytearray | Spool, envelope: Envelope) -> str:
+        assert self._loop is not None and self.files is not None, "store is not open"
+        if isinstance(raw, Spool):
+            if raw.memory is not None:
+                raw = raw.memory
+            else:
+                # Already on disk: close and rename it, and read the header block back.
+                head = await self._loop.run_in_executor(self._file_pool, raw.head,
+                                                        mime.HEADER_BLOCK_LIMIT)
+                name = await self._loop.run_in_executor(self._file_pool, raw.finish)
+                return await self._submit("add", head, envelope, name, len(raw))
+        if len(raw) <= LARGE_MESSAGE:
+            return await self._submit("add", raw, envelope, None, len(raw))
+        name = await self._loop.run_in_executor(self._file_pool, self.files.write, raw)
+        return await self._submit("add", raw[:mime.HEADER_BLOCK_LIMIT], envelope, name, len(raw))
 
     async def delete(self, message_ids: Sequence[str]) -> list[str]:
         return await self._submit("delete", list(message_ids))
@@ -290,13 +303,14 @@ class SQLiteStore:
             self.on_pruned(pruned)
 
     def _do_add(self, connection: sqlite3.Connection, raw: bytes, envelope: Envelope,
-                file_name: str | None) -> str:
+                file_name: str | None, size: int) -> str:
+        """Insert one message: ``raw`` is the whole message, or its head when in a file."""
         summary = mime.summarize(raw)
         message_id = new_message_id()
         cursor = connection.execute(
             "INSERT INTO messages (id, received_at, size, envelope, from_addr, to_addrs,"
             " cc_addrs, subject, date_header, message_id) VALUES (?,?,?,?,?,?,?,?,?,?)",
-            (message_id, envelope.received_at or time.time(), len(raw),
+            (message_id, envelope.received_at or time.time(), size,
              json.dumps(envelope.to_dict()), summary.from_, json.dumps(summary.to),
              json.dumps(summary.cc), summary.subject, summary.date, summary.message_id))
         seq = cursor.lastrowid

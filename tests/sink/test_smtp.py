@@ -361,3 +361,37 @@ def test_retention_keeps_newest():
         listing = httpx.get(f"{sink.http_url}/api/v3/messages").json()
         assert listing["total"] == 5
         assert [m["subject"] for m in listing["messages"]] == ["11", "10", "9", "8", "7"]
+
+
+def test_large_message_dropped_mid_data_leaves_no_file(sink):
+    import os
+
+    directory = sink.server.store.files.directory
+    wire = Wire(sink.smtp_host, sink.smtp_port)
+    wire.cmd("EHLO x")
+    wire.cmd("MAIL FROM:<a@example.com>")
+    wire.cmd("RCPT TO:<b@example.com>")
+    wire.cmd("DATA")
+    wire.send(b"Subject: big and cut\r\n\r\n" + b"z" * 78 + b"\r\n" * 1 + (b"y" * 78 + b"\r\n") * 40000)
+    time.sleep(0.3)
+    assert any(name.endswith(".part") for name in os.listdir(directory))  # spooled to disk
+    wire.close()
+    for _ in range(50):
+        if not os.listdir(directory):
+            break
+        time.sleep(0.05)
+    assert os.listdir(directory) == []
+    assert messages(sink) == []
+
+
+def test_large_message_over_the_size_limit_leaves_no_file():
+    import os
+
+    with Sink(max_size=2 * 1024 * 1024) as sink, Wire(sink.smtp_host, sink.smtp_port) as wire:
+        wire.cmd("EHLO x")
+        wire.cmd("MAIL FROM:<a@example.com>")
+        wire.cmd("RCPT TO:<b@example.com>")
+        wire.cmd("DATA")
+        wire.send(b"Subject: too big\r\n\r\n" + (b"y" * 78 + b"\r\n") * 40000 + b".\r\n")
+        assert wire.reply().startswith("552 5.3.4")
+        assert os.listdir(sink.server.store.files.directory) == []

@@ -8,7 +8,8 @@ import os
 import pytest
 
 from sink.store import Envelope
-from sink.store.sqlite import LARGE_MESSAGE, SQLiteStore
+from sink.store.files import LARGE_MESSAGE
+from sink.store.sqlite import SQLiteStore
 
 
 def envelope(n: int = 0) -> Envelope:
