@@ -134,9 +134,17 @@ class SinkServer:
                 ssl_handshake_timeout=min(TLS_HANDSHAKE_TIMEOUT, s.idle_timeout))
             self.smtps_port = smtps_sock.getsockname()[1]
 
-        app = create_app(s, self.store, self.events, lambda: self._ready,
-                         ca_pem=self.tls.ca_pem if self.tls else None,
-                         chaos=self.chaos, release=self.release)
+        try:
+            app = create_app(s, self.store, self.events, lambda: self._ready,
+                             ca_pem=self.tls.ca_pem if self.tls else None,
+                             chaos=self.chaos, release=self.release)
+        except ValueError as error:  # e.g. an unusable --ui-auth-file
+            self._smtp_server.close()
+            if self._smtps_server is not None:
+                self._smtps_server.close()
+            http_sock.close()
+            await self.store.close()
+            raise StartupError(str(error)) from None
         config = uvicorn.Config(app, log_level="warning", access_log=False,
                                 lifespan="off", timeout_graceful_shutdown=2)
         config.load()
@@ -157,6 +165,7 @@ class SinkServer:
         if self._smtp_server is not None:
             self._smtp_server.close()
             await self.tracker.drain(grace)
+        self.events.close()  # ends live event streams so HTTP can shut down
         if self._http_server is not None:
             self._http_server.should_exit = True
             if self._http_task is not None:

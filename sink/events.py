@@ -15,7 +15,8 @@ QUEUE_SIZE = 1000
 
 @dataclass
 class Event:
-    """``kind`` is "new", "deleted", "read" or "unread"; ``data`` is JSON-ready."""
+    """``kind`` is "new", "deleted", "read" or "unread" ("closing" at shutdown);
+    ``data`` is JSON-ready."""
 
     kind: str
     data: dict[str, Any] = field(default_factory=dict)
@@ -26,6 +27,13 @@ class EventBus:
 
     def __init__(self) -> None:
         self._queues: set[asyncio.Queue[Event]] = set()
+        self.closed = False
+
+    def close(self) -> None:
+        """Tell every subscriber to finish (a "closing" event): the server is stopping,
+        and open event streams would otherwise hold up the HTTP shutdown."""
+        self.closed = True
+        self.publish("closing")
 
     def publish(self, kind: str, **data: Any) -> None:
         event = Event(kind, data)
@@ -37,6 +45,8 @@ class EventBus:
     @contextlib.asynccontextmanager
     async def subscribe(self) -> AsyncIterator[asyncio.Queue[Event]]:
         queue: asyncio.Queue[Event] = asyncio.Queue(QUEUE_SIZE)
+        if self.closed:
+            queue.put_nowait(Event("closing"))
         self._queues.add(queue)
         try:
             yield queue

@@ -208,6 +208,11 @@ def _safe_header(message: Message, name: str, value: str) -> str:
         return value
 
 
+def walk(message: Message):
+    """``(part, depth)`` for every part, depth-first: the numbering ``parse`` uses."""
+    return _walk(message)
+
+
 def _walk(message: Message, depth: int = 0):
     yield message, depth
     if message.is_multipart():

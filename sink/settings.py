@@ -89,6 +89,12 @@ def _bool(text: str) -> bool:
     raise ValueError("must be true or false")
 
 
+def _readable_file(text: str) -> str:
+    if not os.path.isfile(text) or not os.access(text, os.R_OK):
+        raise ValueError("is not a readable file")
+    return text
+
+
 def _choice(*allowed: str) -> Callable[[str], str]:
     def parse(text: str) -> str:
         if text not in allowed:
@@ -155,6 +161,7 @@ OPTIONS: list[Option] = [
     Option("auth_allow_insecure", _bool, "offer AUTH on plaintext connections too", flag_only_bool=True),
     Option("probe_api", _choice("on", "off", "auto"), "/api/smtp* probe endpoints (auto: on if --listen is loopback)"),
     Option("probe_allow_hosts", str, "hosts the probe endpoints may reach: names, *.wildcards, IPs, CIDRs"),
+    Option("ui_auth_file", _readable_file, "htpasswd file (bcrypt, htpasswd -B): HTTP basic auth for the UI and APIs"),
 ]
 
 
@@ -200,6 +207,7 @@ class Settings:
     auth_allow_insecure: bool = False
     probe_api: str = "auto"
     probe_allow_hosts: str = ""
+    ui_auth_file: str | None = None
 
     def replace(self, **changes: Any) -> "Settings":
         """A copy with some fields changed (for tests and the embeddable Sink)."""

@@ -73,6 +73,7 @@ class Page:
     total: int
     start: int
     summaries: list[Summary]
+    total_exact: bool = True     # False: more than ``total`` match (counting stopped)
 
 
 class Store(Protocol):
@@ -87,8 +88,13 @@ class Store(Protocol):
         """Store bytes or a spool durably; return the new id, only after the commit."""
     async def get(self, message_id: str) -> StoredMessage | None: ...
     async def get_raw(self, message_id: str) -> bytes | None: ...
-    async def list(self, start: int = 0, limit: int = 50, query: str | None = None) -> Page: ...
+    async def list(self, start: int = 0, limit: int = 50, query: str | None = None,
+                   before: str | None = None, count_limit: int | None = None) -> Page:
+        """Newest first; ``before`` = a message id: only older ones (keyset paging);
+        ``count_limit``: stop counting search matches there (``total_exact`` False)."""
     async def count(self) -> int: ...
+    def counts(self) -> tuple[int, int]:
+        """(messages, unread), cheap enough to call for every event."""
     async def delete(self, message_ids: Sequence[str]) -> list[str]:
         """Delete these ids; return the ones that existed."""
     async def delete_all(self) -> int: ...
@@ -98,6 +104,7 @@ class Store(Protocol):
     async def search_mailhog(self, kind: str, query: str, start: int = 0,
                              limit: int = 50) -> Page:
         """MailHog's /api/v2/search: ``kind`` is from, to or containing."""
+    async def mark_all_read(self, read: bool = True) -> int: ...
 
 
 def open_store(path: str | None, max_messages: int,

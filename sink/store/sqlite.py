@@ -54,6 +54,9 @@ CREATE TABLE IF NOT EXISTS messages (
     indexed      INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS messages_unindexed ON messages(seq) WHERE indexed = 0;
+-- has:attachment and is:unread without reading every row
+CREATE INDEX IF NOT EXISTS messages_with_attachments ON messages(seq) WHERE attachments > 0;
+CREATE INDEX IF NOT EXISTS messages_unread ON messages(seq) WHERE is_read = 0;
 CREATE TABLE IF NOT EXISTS raw (
     seq   INTEGER PRIMARY KEY,
     data  BLOB NOT NULL,         -- the message, or empty when it is in a file
@@ -62,6 +65,22 @@ CREATE TABLE IF NOT EXISTS raw (
 CREATE VIRTUAL TABLE IF NOT EXISTS message_text USING fts5(
     subject, addresses, body, tokenize = 'unicode61 remove_diacritics 2'
 );
+-- from: and to: search substrings of addresses; a trigram index answers LIKE '%x%'
+-- without reading every row (sender: From + MAIL FROM; recipients: To, Cc, RCPT TO).
+CREATE VIRTUAL TABLE IF NOT EXISTS message_addresses USING fts5(
+    sender, recipients, tokenize = 'trigram'
+);
+"""
+
+# For a database made before message_addresses existed: fill it from the columns.
+BACKFILL_ADDRESSES = """
+INSERT INTO message_addresses (rowid, sender, recipients)
+SELECT m.seq, m.from_addr || ' ' || coalesce(json_extract(m.envelope, '$.mail_from'), ''),
+       coalesce((SELECT group_concat(value, ', ') FROM (
+           SELECT value FROM json_each(m.to_addrs) UNION ALL
+           SELECT value FROM json_each(m.cc_addrs) UNION ALL
+           SELECT value FROM json_each(m.envelope, '$.rcpt_tos'))), '')
+FROM messages m WHERE m.indexed = 1
 """
 
 SUMMARY_COLUMNS = ("id, received_at, size, from_addr, to_addrs, cc_addrs, subject, "
@@ -131,6 +150,8 @@ class SQLiteStore:
         self._local = threading.local()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._count = 0
+        # Kept by the writer thread so the inbox and the title counter never count rows.
+        self._unread = 0
         # Written only by the writer thread; read by the loop to skip needless waits.
         self._unindexed = 0
 
@@ -151,6 +172,11 @@ class SQLiteStore:
         try:
             connection.executescript(SCHEMA)
             self._count = connection.execute("SELECT count(*) FROM messages").fetchone()[0]
+            if self._count and connection.execute(
+                    "SELECT rowid FROM message_addresses LIMIT 1").fetchone() is None:
+                connection.execute(BACKFILL_ADDRESSES)
+            self._unread = connection.execute(
+                "SELECT count(*) FROM messages WHERE is_read = 0").fetchone()[0]
             self._unindexed = self._count_unindexed(connection)
         except sqlite3.DatabaseError as error:
             connection.close()
@@ -224,6 +250,10 @@ class SQLiteStore:
     async def mark_read(self, message_ids: Sequence[str], read: bool = True) -> list[str]:
         return await self._submit("mark_read", list(message_ids), read)
 
+    async def mark_all_read(self, read: bool = True) -> int:
+        """Mark every message read (or unread); return how many changed."""
+        return await self._submit("mark_all_read", read)
+
     async def catch_up(self) -> None:
         """Wait until every committed message is indexed (snippet, search)."""
         if self._unindexed:
@@ -281,6 +311,10 @@ class SQLiteStore:
             if connection.in_transaction:
                 connection.execute("ROLLBACK")
             results = [(job, None, error) for job in writes]
+            # The counters moved with statements that were rolled back: recount.
+            self._count = connection.execute("SELECT count(*) FROM messages").fetchone()[0]
+            self._unread = connection.execute(
+                "SELECT count(*) FROM messages WHERE is_read = 0").fetchone()[0]
         self._unlink_after_commit = []
         self._unindexed = self._count_unindexed(connection)
         if len(writes) < len(jobs):
@@ -320,6 +354,7 @@ class SQLiteStore:
             connection.execute("INSERT INTO raw (seq, data, file) VALUES (?, x'', ?)",
                                (seq, file_name))
         self._count += 1
+        self._unread += 1
         return message_id
 
     def _do_delete(self, connection: sqlite3.Connection, ids: list[str]) -> list[str]:
@@ -340,25 +375,40 @@ class SQLiteStore:
         connection.execute("DELETE FROM messages")
         connection.execute("DELETE FROM raw")
         connection.execute("DELETE FROM message_text")
+        connection.execute("DELETE FROM message_addresses")
         self._count = 0
+        self._unread = 0
         return count
 
     def _do_mark_read(self, connection: sqlite3.Connection, ids: list[str], read: bool) -> list[str]:
         changed = []
         for message_id in ids:
-            cursor = connection.execute("UPDATE messages SET is_read = ? WHERE id = ?",
-                                        (int(read), message_id))
+            # "is_read != ?" so that only real changes count (and move the unread counter).
+            cursor = connection.execute(
+                "UPDATE messages SET is_read = ? WHERE id = ? AND is_read != ?",
+                (int(read), message_id, int(read)))
             if cursor.rowcount:
                 changed.append(message_id)
+        self._unread += -len(changed) if read else len(changed)
         return changed
+
+    def _do_mark_all_read(self, connection: sqlite3.Connection, read: bool) -> int:
+        cursor = connection.execute("UPDATE messages SET is_read = ? WHERE is_read != ?",
+                                    (int(read), int(read)))
+        self._unread = 0 if read else self._count
+        return cursor.rowcount
 
     def _delete_seqs(self, connection: sqlite3.Connection, seqs: list[int]) -> None:
         marks = ",".join("?" * len(seqs))
+        self._unread -= connection.execute(
+            f"SELECT count(*) FROM messages WHERE is_read = 0 AND seq IN ({marks})",
+            seqs).fetchone()[0]
         self._unlink_after_commit += [name for (name,) in connection.execute(
             f"SELECT file FROM raw WHERE seq IN ({marks}) AND file IS NOT NULL", seqs)]
         connection.execute(f"DELETE FROM messages WHERE seq IN ({marks})", seqs)
         connection.execute(f"DELETE FROM raw WHERE seq IN ({marks})", seqs)
         connection.execute(f"DELETE FROM message_text WHERE rowid IN ({marks})", seqs)
+        connection.execute(f"DELETE FROM message_addresses WHERE rowid IN ({marks})", seqs)
         self._count -= len(seqs)
 
     def _excess(self) -> int:
@@ -384,6 +434,7 @@ class SQLiteStore:
             self._unindexed = 0
             return 0
         updates = []
+        address_rows: list[tuple[int, str, str]] = []
         assert self.files is not None
         for seq, subject, from_addr, to_addrs, cc_addrs, envelope_json, data, file in rows:
             envelope = json.loads(envelope_json)
@@ -395,15 +446,20 @@ class SQLiteStore:
             except Exception:  # a parser bug must never wedge the indexer
                 log.exception("could not parse message %s", seq)
                 text, attachments = "", 0
-            addresses = " ".join([from_addr, envelope.get("mail_from", ""),
-                                  *json.loads(to_addrs), *json.loads(cc_addrs),
-                                  *envelope.get("rcpt_tos", [])])
+            sender = f"{from_addr} {envelope.get('mail_from', '')}"
+            recipients = ", ".join([*json.loads(to_addrs), *json.loads(cc_addrs),
+                                    *envelope.get("rcpt_tos", [])])
+            addresses = f"{sender} {recipients}"
             updates.append((seq, subject, addresses, text,
                             text[:mime.SNIPPET_LENGTH], attachments))
+            address_rows.append((seq, sender, recipients))
         connection.execute("BEGIN")
         connection.executemany(
             "INSERT INTO message_text (rowid, subject, addresses, body) VALUES (?,?,?,?)",
             [(seq, subject, addresses, text) for seq, subject, addresses, text, _, _ in updates])
+        connection.executemany(
+            "INSERT INTO message_addresses (rowid, sender, recipients) VALUES (?,?,?)",
+            address_rows)
         connection.executemany(
             "UPDATE messages SET snippet = ?, attachments = ?, indexed = 1 WHERE seq = ?",
             [(snip, attachments, seq) for seq, _, _, _, snip, attachments in updates])
@@ -417,7 +473,6 @@ class SQLiteStore:
         # 64 bytes of overlap, so a header cut by a chunk boundary is seen whole.
         return sum(mime.count_attachment_headers(chunk, end=READ_CHUNK) for chunk in
                    self.files.chunks(file_name, mime.INDEX_LIMIT, READ_CHUNK, overlap=64))
-        return count
 
     # -- reads (a small thread pool, one connection per thread) ----------
     def _reader(self) -> sqlite3.Connection:
@@ -458,17 +513,54 @@ class SQLiteStore:
             return None if row is None else self._raw_bytes(*row)
         return await self._read(read)
 
-    async def list(self, start: int = 0, limit: int = 50, query: str | None = None) -> Page:
+    async def list(self, start: int = 0, limit: int = 50, query: str | None = None,
+                   before: str | None = None, count_limit: int | None = None) -> Page:
+        """Newest first. ``before`` (a message id) pages by key instead of by offset:
+        rows older than that message, as fast on page 2,000 as on page 1.
+
+        The total of a search is counted, which reads every match: ``count_limit``
+        stops at that many (``Page.total_exact`` is then False; 0 does not count at
+        all, for pages after the first). The unsearched
+        total is a counter, always exact and free."""
         await self.catch_up()
         where, params = compile_query(query or "")
+        cached_total = self._count if where == "1" else None
 
         def read(connection: sqlite3.Connection) -> Page:
-            total = connection.execute(
-                f"SELECT count(*) FROM messages m WHERE {where}", params).fetchone()[0]
+            conditions, values = where, list(params)
+            if before is not None:
+                row = connection.execute("SELECT seq FROM messages WHERE id = ?",
+                                         (before,)).fetchone()
+                if row is None:
+                    raise ValueError(f"before: no message with id {before!r} (deleted?)")
+                conditions, values = f"m.seq < ? AND ({where})", [row[0], *params]
+            total, exact = cached_total, True
+            if total is None and count_limit and before is None:
+                # One pass finds the newest count_limit + 1 matches: their number is the
+                # (capped) total and the page is a slice of them, so the search runs once.
+                seqs = [seq for (seq,) in connection.execute(
+                    f"SELECT m.seq FROM messages m WHERE {where} ORDER BY m.seq DESC LIMIT ?",
+                    (*params, count_limit + 1))]
+                exact = len(seqs) <= count_limit
+                total = min(len(seqs), count_limit)
+                if exact or start + limit <= count_limit:
+                    return Page(total, start, self._summaries(
+                        connection, seqs[start:start + limit]), exact)
+            elif total is None and count_limit == 0:
+                total, exact = 0, False
+            elif total is None and count_limit:
+                total = connection.execute(
+                    f"SELECT count(*) FROM (SELECT 1 FROM messages m WHERE {where} LIMIT ?)",
+                    (*params, count_limit + 1)).fetchone()[0]
+                exact = total <= count_limit
+                total = min(total, count_limit)
+            elif total is None:
+                total = connection.execute(
+                    f"SELECT count(*) FROM messages m WHERE {where}", params).fetchone()[0]
             rows = connection.execute(
-                f"SELECT {SUMMARY_COLUMNS} FROM messages m WHERE {where}"
-                " ORDER BY m.seq DESC LIMIT ? OFFSET ?", (*params, limit, start)).fetchall()
-            return Page(total, start, [_summary_from_row(row) for row in rows])
+                f"SELECT {SUMMARY_COLUMNS} FROM messages m WHERE {conditions}"
+                " ORDER BY m.seq DESC LIMIT ? OFFSET ?", (*values, limit, start)).fetchall()
+            return Page(total, start, [_summary_from_row(row) for row in rows], exact)
         return await self._read(read)
 
     async def get_many(self, message_ids: Sequence[str]) -> list[StoredMessage]:
@@ -507,7 +599,20 @@ class SQLiteStore:
                 " ORDER BY m.seq DESC LIMIT ? OFFSET ?", (*params, limit, start)).fetchall()
             return Page(total, start, [_summary_from_row(row) for row in rows])
         return await self._read(read)
+    @staticmethod
+    def _summaries(connection: sqlite3.Connection, seqs: list[int]) -> list[Summary]:
+        """The summaries of these messages, newest first."""
+        if not seqs:
+            return []
+        marks = ",".join("?" * len(seqs))
+        rows = connection.execute(f"SELECT {SUMMARY_COLUMNS} FROM messages m WHERE m.seq"
+                                  f" IN ({marks}) ORDER BY m.seq DESC", seqs).fetchall()
+        return [_summary_from_row(row) for row in rows]
 
     async def count(self) -> int:
         return await self._read(
             lambda connection: connection.execute("SELECT count(*) FROM messages").fetchone()[0])
+
+    def counts(self) -> tuple[int, int]:
+        """(messages, unread) from counters the writer keeps: free to call per event."""
+        return max(self._count, 0), max(self._unread, 0)

@@ -18,11 +18,14 @@ from ..settings import Settings
 from ..store import Store
 from ..smtp.chaos import Chaos
 from .api import create_api
+from .auth import BasicAuthMiddleware, load_htpasswd
 from .chaos_api import create_chaos_api
 from .errors import JSON_EXCEPTION_HANDLERS, json_error
 from .mailhog import mailhog_routes
 from .probe import probe_routes
 from .release_api import release_routes
+from .ui import ui_routes
+from .viewer import MessageViews
 
 
 def create_app(settings: Settings, store: Store, events: EventBus,
@@ -43,6 +46,7 @@ def create_app(settings: Settings, store: Store, events: EventBus,
         return Response(ca_pem, media_type="application/x-pem-file",
                         headers={"Content-Disposition": 'attachment; filename="mailsink-ca.pem"'})
 
+    views = MessageViews(store)
     routes = [
         Route("/livez", livez),
         Route("/readyz", readyz),
@@ -50,11 +54,16 @@ def create_app(settings: Settings, store: Store, events: EventBus,
         *create_chaos_api(chaos),  # /api/v3/chaos, before the /api/v3 mount
         *release_routes(release),  # /api/v3/messages/{id}/release, likewise
         Route("/tls/ca.pem", tls_ca),
-        Mount("/api/v3", app=create_api(store, events)),
+        Mount("/api/v3", app=create_api(store, events, views)),
     ]
     routes += probe_routes(settings)
-    return Starlette(routes=with_web_path(settings.web_path, routes),
-                     exception_handlers=JSON_EXCEPTION_HANDLERS)
+    routes += ui_routes(store, events, views)
+    app = Starlette(routes=with_web_path(settings.web_path, routes),
+                    exception_handlers=JSON_EXCEPTION_HANDLERS)
+    if settings.ui_auth_file:
+        # Raises AuthFileError (a ValueError) for an unusable file.
+        app.add_middleware(BasicAuthMiddleware, users=load_htpasswd(settings.ui_auth_file))
+    return app
 
 
 def with_web_path(prefix: str, routes: list[BaseRoute]) -> list[BaseRoute]:
