@@ -138,13 +138,17 @@ def part_download(message_id: str, index: int, part: dict[str, Any]) -> Response
 
 async def _new_messages(context: MailhogContext, queue: asyncio.Queue,
                         timeout: float | None) -> AsyncIterator[dict[str, Any] | None]:
-    """Each new message's JSON as it arrives; None when ``timeout`` passes quietly."""
+    """Each new message's JSON as it arrives; None when ``timeout`` passes quietly.
+
+    Ends when the server shuts down (a "closing" event), so the stream closes."""
     while True:
         try:
             event = await asyncio.wait_for(queue.get(), timeout)
         except asyncio.TimeoutError:
             yield None
             continue
+        if event.kind == "closing":
+            return
         if event.kind != "new" or "id" not in event.data:
             continue
         items = await context.many_json([event.data["id"]])

@@ -75,3 +75,20 @@ def test_sse_client_leaving_unsubscribes(sink):
             break
         threading.Event().wait(0.02)
     assert sink.server.events.subscriber_count == 0
+
+
+def test_open_streams_end_when_the_sink_stops():
+    import time
+
+    from sink import Sink
+    sink = Sink().start()
+    url = sink.http_url.replace("http://", "ws://") + "/api/v2/websocket"
+    with ws_client.connect(url, open_timeout=5) as socket, \
+            httpx.Client(base_url=sink.http_url, timeout=10) as api, \
+            api.stream("GET", "/api/v1/events") as stream:
+        started = time.monotonic()
+        sink.stop()
+        assert list(stream.iter_lines()) == []  # the stream ends instead of hanging
+        with pytest.raises(Exception):
+            socket.recv(timeout=5)
+        assert time.monotonic() - started < 5
