@@ -67,11 +67,12 @@ def create_app(settings: Settings, store: Store, events: EventBus,
 
 
 def with_web_path(prefix: str, routes: list[BaseRoute]) -> list[BaseRoute]:
-    """Everything under ``prefix`` (MailHog's MH_UI_WEB_PATH); health checks also at /."""
+    """Everything under ``prefix`` too (MailHog's MH_UI_WEB_PATH), for clients that add it.
+
+    The routes stay at / as well: the UI's pages link to absolute paths."""
     if not prefix:
         return routes
-    health = [r for r in routes if getattr(r, "path", None) in ("/livez", "/readyz")]
 
     async def to_prefix(request: Request) -> Response:
         return RedirectResponse(prefix + "/")
-    return [*health, Route("/", to_prefix), Route(prefix, to_prefix), Mount(prefix, routes=routes)]
+    return [Route(prefix, to_prefix), Mount(prefix, routes=routes), *routes]

@@ -159,10 +159,14 @@ def test_web_path_prefix(send):
         with httpx.Client(base_url=sink.http_url) as api:
             assert api.get("/mail/api/v2/messages").json()["total"] == 1
             assert api.get("/mail/api/v3/messages").json()["total"] == 1
-            assert api.get("/api/v2/messages").status_code == 404
-            assert api.get("/livez").status_code == 200
-            redirect = api.get("/")
+            assert api.get("/mail/api/v1/messages").status_code == 200
+            assert api.get("/mail/livez").status_code == 200
+            redirect = api.get("/mail")
             assert redirect.status_code in (302, 307) and redirect.headers["location"] == "/mail/"
+            # The UI under the prefix, and everything still at / (the UI links there).
+            assert "release me" not in api.get("/mail/").text
+            assert api.get("/mail/").status_code == 200
+            assert api.get("/api/v2/messages").json()["total"] == 1
 
 
 def test_outgoing_smtp_is_empty_without_a_file(sink, api):
