@@ -14,3 +14,5 @@ apt-get install -y -q --no-install-recommends \
     chromium
 python3 -m pip install -q --upgrade pip
 python3 -m pip install -q -e '.[test]'
+# The npm `mailhog` client that tests/mailhog drives unchanged (node and npm come with the image).
+(cd tests/mailhog/node && npm ci --no-audit --no-fund --loglevel=error)

@@ -47,6 +47,7 @@ SENDMAIL_EXIT_BY_KIND = {"usage": EX_USAGE, "connection": EX_TEMPFAIL, "timeout"
                          "protocol": EX_PROTOCOL}
 SENDMAIL_DEFAULT_ADDR = "127.0.0.1:1025"
 SENDMAIL_ADDR_ENV = "MAILSINK_SENDMAIL_SMTP_ADDR"
+SENDMAIL_MAILHOG_ENV = "MH_SENDMAIL_SMTP_ADDR"  # MailHog's mhsendmail reads this one
 
 
 # -- shared options -----------------------------------------------------------------
@@ -299,10 +300,10 @@ SENDMAIL_USAGE = """usage: mailsink sendmail [-t] [-i|-oi] [-f SENDER] [-F NAME]
                          [--smtp-addr HOST:PORT] [--] [RECIPIENT ...] < message
 
 A sendmail(8) replacement that delivers the message on stdin to an SMTP server
-(default {default}, the local sink; env {env}). -t adds the To/Cc/Bcc
+(default {default}, the local sink; env {env}, or MailHog's {mh}). -t adds the To/Cc/Bcc
 addresses and removes Bcc; -i/-oi: a line with a single dot does not end the message.
 Other sendmail options (-odi, -oem, -bm, -N ...) are accepted and ignored.
-""".format(default=SENDMAIL_DEFAULT_ADDR, env=SENDMAIL_ADDR_ENV)
+""".format(default=SENDMAIL_DEFAULT_ADDR, env=SENDMAIL_ADDR_ENV, mh=SENDMAIL_MAILHOG_ENV)
 
 # sendmail options that take a value, and the ones that are accepted and ignored.
 _SENDMAIL_WITH_VALUE = {"-f", "-r", "-F", "-N", "-R", "-V", "-X", "-B", "-L", "-h", "-O"}
@@ -379,7 +380,8 @@ def run_sendmail(args: argparse.Namespace) -> int:
     if opts.get("help"):
         print(SENDMAIL_USAGE)
         return 0
-    addr = opts["smtp_addr"] or os.environ.get(SENDMAIL_ADDR_ENV) or SENDMAIL_DEFAULT_ADDR
+    addr = (opts["smtp_addr"] or os.environ.get(SENDMAIL_ADDR_ENV)
+            or os.environ.get(SENDMAIL_MAILHOG_ENV) or SENDMAIL_DEFAULT_ADDR)
     data = _read_sendmail_input(sys.stdin.buffer, dot_ends=not opts["i"])
     recipients = list(opts["recipients"])
     if opts["t"]:

@@ -10,6 +10,8 @@ import uvicorn
 
 from .events import EventBus
 from .settings import Settings
+from .release import Releaser, ReleaseError
+from .smtp.chaos import Chaos
 from .smtp.auth import Authenticator
 from .smtp.handler import SinkHandler
 from .smtp.server import ConnectionTracker, SinkSMTP
@@ -57,6 +59,8 @@ class SinkServer:
             on_pruned=lambda ids: self.events.publish("deleted", ids=ids))
         self.tracker = ConnectionTracker(settings.max_connections)
         self.handler = SinkHandler(self.store, self.events, settings.max_recipients)
+        self.chaos = Chaos.from_settings(settings)  # Jim and fault rules, changeable at run time
+        self.release: Releaser | None = None  # set up in start(): reads the servers file
         # Both raise SettingsError for contradictory flags or unusable files.
         self.tls = TLSSetup.from_settings(settings)
         self.authenticator = Authenticator.from_settings(settings)
@@ -81,10 +85,15 @@ class SinkServer:
                     enable_SMTPUTF8=True, timeout=s.idle_timeout, tracker=self.tracker,
                     tls_context=starttls, require_starttls=s.require_tls,
                     auth=self.authenticator, auth_on_plaintext=s.auth_allow_insecure,
-                    auth_required=s.require_auth, new_content=self.store.new_spool)
+                    auth_required=s.require_auth, new_content=self.store.new_spool,
+                    chaos=self.chaos)
 
     async def start(self) -> None:
         s = self.settings
+        try:
+            self.release = Releaser.from_settings(self.store, s)
+        except ReleaseError as error:
+            raise StartupError(error.message) from None
         smtp_sock = bind_socket(s.listen, s.smtp_port, "SMTP")
         try:
             http_sock = bind_socket(s.listen, s.http_port, "HTTP")
@@ -127,7 +136,8 @@ class SinkServer:
 
         try:
             app = create_app(s, self.store, self.events, lambda: self._ready,
-                             ca_pem=self.tls.ca_pem if self.tls else None)
+                             ca_pem=self.tls.ca_pem if self.tls else None,
+                             chaos=self.chaos, release=self.release)
         except ValueError as error:  # e.g. an unusable --ui-auth-file
             self._smtp_server.close()
             if self._smtps_server is not None:

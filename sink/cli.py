@@ -13,6 +13,7 @@ import sys
 import urllib.error
 import urllib.request
 
+from . import mailhog_cli
 from . import settings as settings_module
 from .app import SinkServer, StartupError
 from .settings import Settings, SettingsError, client_host
@@ -28,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the SMTP sink and its web UI/API")
     settings_module.add_arguments(serve)
     serve.set_defaults(run=run_serve)
+    mailhog_cli.register(commands)
     health = commands.add_parser(
         "healthcheck", help="exit 0 if the sink on this machine is ready, else 1 "
         "(for container health checks; reads the same MAILSINK_* variables as serve)")
@@ -63,9 +65,9 @@ async def serve(settings: Settings) -> None:
     await server.stop()
 
 
-def run_serve(args: argparse.Namespace) -> int:
+def run_serve(args: argparse.Namespace, environ: dict[str, str] | None = None) -> int:
     try:
-        settings = Settings.from_sources(vars(args))
+        settings = Settings.from_sources(vars(args), environ)
     except SettingsError as error:
         print(f"mailsink: {error}", file=sys.stderr)
         return EXIT_USAGE

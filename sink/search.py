@@ -15,6 +15,7 @@ exact bound. Terms are ANDed.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 
 _TERM = re.compile(r'(-?)(?:(\w+):)?("(?:[^"]*)"?|\S+)')
@@ -139,3 +140,57 @@ def compile_query(query: str) -> tuple[str, list]:
             conditions.append(f"NOT ({_FTS_SQL})")
             params.append(m)
     return (" AND ".join(conditions) or "1"), params
+
+
+# -- MailHog's /api/v2/search: case-insensitive substring matches ------------
+
+MAILHOG_KINDS = ("from", "to", "containing")
+
+
+def casefold_contains(haystack: object, needle: object) -> bool:
+    """SQL function ``mh_contains``: does ``haystack`` (text or bytes) contain ``needle``?
+
+    Unicode case-insensitive, unlike SQLite's ASCII-only LIKE.
+    """
+    if haystack is None or needle is None:
+        return False
+    if isinstance(haystack, (bytes, bytearray, memoryview)):
+        haystack = bytes(haystack).decode("utf-8", "replace")
+    return str(needle).casefold() in str(haystack).casefold()
+
+
+def casefold_json_contains(document: object, needle: object) -> bool:
+    """SQL function ``mh_json_contains``: does any string in a JSON list contain ``needle``?"""
+    if document is None:
+        return False
+    try:
+        values = json.loads(document)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return casefold_contains(document, needle)
+    if isinstance(values, str):
+        values = [values]
+    return any(casefold_contains(value, needle) for value in values if isinstance(value, str))
+
+
+def compile_mailhog_search(kind: str, query: str) -> tuple[str, list]:
+    """MailHog's ``kind``/``query`` as ``(where_sql, params)`` over ``messages m``.
+
+    ``from``: the envelope sender or the From header. ``to``: an envelope
+    recipient (so BCC) or the To header. ``containing``: the raw message (every
+    header and the body as sent) or its decoded subject and text, so RFC 2047
+    subjects and quoted-printable bodies are found too.
+    """
+    if kind == "from":
+        return ("(mh_contains(json_extract(m.envelope, '$.mail_from'), ?)"
+                " OR mh_contains(m.from_addr, ?))", [query, query])
+    if kind == "to":
+        return ("(mh_json_contains(json_extract(m.envelope, '$.rcpt_tos'), ?)"
+                " OR mh_json_contains(m.to_addrs, ?))", [query, query])
+    if kind == "containing":
+        return ("(EXISTS (SELECT 1 FROM raw r WHERE r.seq = m.seq AND mh_contains(r.data, ?))"
+                " OR mh_contains(m.subject, ?) OR mh_contains(m.from_addr, ?)"
+                " OR mh_json_contains(m.to_addrs, ?) OR mh_json_contains(m.cc_addrs, ?)"
+                " OR mh_contains(json_extract(m.envelope, '$.mail_from'), ?)"
+                " OR m.seq IN (SELECT rowid FROM message_text WHERE mh_contains(body, ?)))",
+                [query] * 7)
+    raise SearchError(f"kind must be one of {', '.join(MAILHOG_KINDS)}, not {kind!r}")

@@ -44,6 +44,35 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _chance(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise ValueError("must be a chance between 0 and 1")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    value = float(text)
+    if value < 0:
+        raise ValueError("must be 0 or more")
+    return value
+
+
+def _web_path(text: str) -> str:
+    # MailHog's normalisation: "mail", "/mail/" and "mail/" all mean "/mail".
+    stripped = text.strip().strip("/")
+    if any(c in stripped for c in "?#\\ %"):
+        raise ValueError("must be a URL path like /mail")
+    return "/" + stripped if stripped else ""
+
+
+def _faults(text: str) -> str:
+    from .smtp.chaos import FaultError, parse_faults  # the rule syntax lives with the rules
+    try:
+        parse_faults(text)
+    except FaultError as error:
+        raise ValueError(str(error)) from None
+    return text
 def _optional_port(text: str) -> int | None:
     """A port, or None for "off" (an empty value or the word off)."""
     if text.strip().lower() in ("", "off", "none"):
@@ -111,6 +140,22 @@ OPTIONS: list[Option] = [
     Option("max_connections", _positive_int, "concurrent SMTP connections (421 past it)"),
     Option("idle_timeout", _positive_float, "seconds an SMTP client may stay silent before 421"),
     Option("log_level", _choice("debug", "info", "warning", "error"), "log verbosity"),
+    Option("mailhog", _bool, "MailHog preset: listen on 0.0.0.0 and accept any AUTH on plain "
+           "text (implied by any MH_* variable)", flag_only_bool=True),
+    Option("web_path", _web_path, "serve the UI and every API under this path, e.g. /mail"),
+    Option("cors_origin", str, "Access-Control-Allow-Origin for the MailHog API (/api/v1, /api/v2)"),
+    Option("outgoing_smtp", str, "JSON file of saved release servers (MailHog's format)"),
+    Option("invite_jim", _bool, "turn on Jim, MailHog's chaos monkey", flag_only_bool=True),
+    Option("jim_accept", _chance, "Jim: chance a connection is accepted"),
+    Option("jim_disconnect", _chance, "Jim: chance of a disconnect before each command"),
+    Option("jim_linkspeed_affect", _chance, "Jim: chance a session is throttled"),
+    Option("jim_linkspeed_min", _non_negative_float, "Jim: slowest throttled speed, bytes/s"),
+    Option("jim_linkspeed_max", _non_negative_float, "Jim: fastest throttled speed, bytes/s"),
+    Option("jim_reject_sender", _chance, "Jim: chance MAIL FROM is refused"),
+    Option("jim_reject_recipient", _chance, "Jim: chance RCPT TO is refused"),
+    Option("jim_reject_auth", _chance, "Jim: chance AUTH is refused"),
+    Option("chaos_seed", int, "seed for Jim's random draws, so a run can be repeated"),
+    Option("faults", _faults, "deterministic SMTP faults, rules separated by ';' (see README)"),
     Option("smtps_port", _optional_port, "implicit-TLS SMTP port, like 465 (off by default; 0 = a free port)"),
     Option("tls_cert", _optional_path, "PEM certificate (chain) file to use instead of a generated one"),
     Option("tls_key", _optional_path, "PEM private key file for --tls-cert (omit if the cert file holds it)"),
@@ -142,6 +187,21 @@ class Settings:
     max_connections: int = 200
     idle_timeout: float = 300.0
     log_level: str = "info"
+    mailhog: bool = False
+    web_path: str = ""
+    cors_origin: str = ""
+    outgoing_smtp: str | None = None
+    invite_jim: bool = False
+    jim_accept: float = 0.99
+    jim_disconnect: float = 0.005
+    jim_linkspeed_affect: float = 0.1
+    jim_linkspeed_min: float = 1024.0
+    jim_linkspeed_max: float = 10240.0
+    jim_reject_sender: float = 0.05
+    jim_reject_recipient: float = 0.05
+    jim_reject_auth: float = 0.05
+    chaos_seed: int | None = None
+    faults: str = ""
     smtps_port: int | None = None
     tls_cert: str | None = None
     tls_key: str | None = None
@@ -169,10 +229,113 @@ class Settings:
         for option in OPTIONS:
             if option.env in environ:
                 values[option.name] = _parse(option, environ[option.env], option.env)
+        # MailHog's MH_* names win over MAILSINK_* variables (a compose file written for
+        # MailHog must override our image's built-in MAILSINK_* defaults), not over flags.
+        values.update(mailhog_env_settings(environ))
         for key, value in (args or {}).items():
             if value is not None and any(o.name == key for o in OPTIONS):
                 values[key] = value
+        if values.get("mailhog") or uses_mailhog_env(environ):
+            values["mailhog"] = True
+            for key, value in MAILHOG_PRESET.items():
+                if key in cls.__dataclass_fields__:  # AUTH settings come with the TLS work
+                    values.setdefault(key, value)
         return cls(**values)
+
+
+# -- MailHog's configuration names ----------------------------------------------
+
+# What the MailHog preset changes, unless a flag or variable says otherwise.
+# Apps set up for MailHog send AUTH PLAIN with made-up credentials on the plain port.
+MAILHOG_PRESET: dict[str, Any] = {"listen": "0.0.0.0", "auth": "any",
+                                  "auth_allow_insecure": True}
+
+# MH_* variables of MailHog's sendmail shim, not of the server: they imply nothing.
+_MAILHOG_CLIENT_ENV = ("MH_SENDMAIL_SMTP_ADDR",)
+
+
+def uses_mailhog_env(environ: Mapping[str, str]) -> bool:
+    """Is any of MailHog's server variables set (which implies the MailHog preset)?"""
+    return any(name.startswith("MH_") and name not in _MAILHOG_CLIENT_ENV for name in environ)
+
+
+def _bind_addr(name: str, text: str) -> tuple[str, int]:
+    """MailHog's "host:port" (":1025" means every interface)."""
+    host, colon, port = text.strip().rpartition(":")
+    host = host.strip("[]") or "0.0.0.0"
+    try:
+        if not colon:
+            raise ValueError
+        return host, _port(port)
+    except ValueError:
+        raise SettingsError(f"{name}={text!r}: wants host:port, e.g. 0.0.0.0:1025") from None
+
+
+def _go_bool(name: str, text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in ("t", "f"):  # Go's strconv.ParseBool takes these too
+        return lowered == "t"
+    try:
+        return _bool(text)
+    except ValueError:
+        raise SettingsError(f"{name}={text!r}: must be true or false") from None
+
+
+def mailhog_env_settings(environ: Mapping[str, str]) -> dict[str, Any]:
+    """Our settings from MailHog's MH_* variables; SettingsError where we have no equivalent."""
+    env = {name: value for name, value in environ.items() if name.startswith("MH_")}
+    values: dict[str, Any] = {}
+    hosts: dict[str, str] = {}
+    if "MH_SMTP_BIND_ADDR" in env:
+        hosts["MH_SMTP_BIND_ADDR"], values["smtp_port"] = _bind_addr(
+            "MH_SMTP_BIND_ADDR", env["MH_SMTP_BIND_ADDR"])
+    http: dict[str, tuple[str, int]] = {}
+    for name in ("MH_API_BIND_ADDR", "MH_UI_BIND_ADDR"):
+        if name in env:
+            http[name] = _bind_addr(name, env[name])
+    if len(set(http.values())) > 1:
+        raise SettingsError("MH_API_BIND_ADDR and MH_UI_BIND_ADDR differ: mailsink serves the "
+                            "UI and the API on one address; set both the same")
+    for name, (host, port) in http.items():
+        hosts[name] = host
+        values["http_port"] = port
+    if len(set(hosts.values())) > 1:
+        raise SettingsError(f"{' and '.join(sorted(hosts))} name different hosts: mailsink "
+                            "binds SMTP and HTTP to one address (--listen); use the same host")
+    if hosts:
+        values["listen"] = next(iter(hosts.values()))
+    if "MH_HOSTNAME" in env:
+        values["hostname"] = env["MH_HOSTNAME"]
+    storage = env.get("MH_STORAGE", "memory").strip().lower()
+    if storage == "mongodb":
+        raise SettingsError("MH_STORAGE=mongodb: mailsink has no MongoDB storage; "
+                            "use MH_STORAGE=maildir with MH_MAILDIR_PATH, or --db FILE, "
+                            "to keep messages in an SQLite file")
+    if storage == "maildir":
+        if env.get("MH_MAILDIR_PATH"):
+            # Not the maildir format: the same directory holds our SQLite file.
+            values["db"] = os.path.join(env["MH_MAILDIR_PATH"], "mailsink.sqlite3")
+    elif storage != "memory":
+        raise SettingsError(f"MH_STORAGE={storage!r}: must be memory, maildir or mongodb")
+    if "MH_CORS_ORIGIN" in env:
+        values["cors_origin"] = env["MH_CORS_ORIGIN"]
+    if env.get("MH_OUTGOING_SMTP"):
+        values["outgoing_smtp"] = env["MH_OUTGOING_SMTP"]
+    if "MH_UI_WEB_PATH" in env:
+        values["web_path"] = _parse(_option("web_path"), env["MH_UI_WEB_PATH"], "MH_UI_WEB_PATH")
+    if env.get("MH_AUTH_FILE"):
+        # The same file format (user:bcrypt-hash) as the UI's basic auth.
+        if not any(option.name == "ui_auth_file" for option in OPTIONS):
+            raise SettingsError("MH_AUTH_FILE: this build has no HTTP basic auth")
+        values["ui_auth_file"] = _parse(_option("ui_auth_file"), env["MH_AUTH_FILE"],
+                                        "MH_AUTH_FILE")
+    if "MH_INVITE_JIM" in env:
+        values["invite_jim"] = _go_bool("MH_INVITE_JIM", env["MH_INVITE_JIM"])
+    return values
+
+
+def _option(name: str) -> Option:
+    return next(option for option in OPTIONS if option.name == name)
 
 
 def _parse(option: Option, text: str, source: str) -> Any:

@@ -18,6 +18,7 @@ from typing import Any, Callable, Optional
 
 from aiosmtpd.smtp import SMTP, TLSSetupException, syntax
 
+from . import chaos as chaos_module
 from .auth import Authenticator, SmtpAuth
 from .data import ConnectionLostDuringData, InMemory, read_data
 
@@ -102,13 +103,17 @@ class SinkSMTP(SmtpAuth, SMTP):
 
     def __init__(self, handler: Any, *, tracker: ConnectionTracker,
                  auth: Authenticator | None = None, auth_on_plaintext: bool = False,
-                 new_content: Callable[[], Any] = InMemory, **kwargs: Any):
+                 new_content: Callable[[], Any] = InMemory,
+                 chaos: "chaos_module.Chaos | None" = None, **kwargs: Any):
         super().__init__(handler, **kwargs)
         self.tracker = tracker
         # Makes the buffer a DATA body is read into: the store's spool in the sink.
         self.new_content = new_content
         self.auth = auth
         self.auth_on_plaintext = auth_on_plaintext
+        self.chaos = chaos  # Jim and fault rules, shared by the server's sessions
+        self.chaos_session: chaos_module.SessionChaos | None = None
+        self._greeted = False
         self._refused = False
         self.busy = False  # True from DATA's 354 until its reply is sent
         self._parsing_mail_from = False
@@ -122,6 +127,12 @@ class SinkSMTP(SmtpAuth, SMTP):
                             .encode())  # type: ignore[attr-defined]
             transport.close()
             return
+        if self.transport is None and self.chaos is not None and self.chaos.active:
+            self.chaos_session = self.chaos.accept_connection()
+            if self.chaos_session is None:  # Jim turns this one away: closed, no banner
+                self._refused = True
+                transport.close()
+                return
         starting = self.transport is None
         self.tracker.sessions.add(self)
         super().connection_made(transport)
@@ -171,7 +182,28 @@ class SinkSMTP(SmtpAuth, SMTP):
     async def push(self, status: Any) -> None:
         if isinstance(status, str):
             status = with_enhanced_code(status)
+        if self.chaos is not None and self.chaos.active:
+            if not self._greeted:
+                await asyncio.sleep(self.chaos.delay_for("connect"))
+            await chaos_module.throttle(self.chaos_session, len(status))
+        self._greeted = True
         await super().push(status)
+
+    async def _authenticate(self, args: list[str]) -> None:
+        # AUTH does not go through a handler hook (SmtpAuth): Jim gets his say here.
+        if self.chaos is not None and self.chaos.active:
+            refusal = await chaos_module.before_reply(self.chaos, self, "AUTH", tuple(args))
+            if refusal is not None:
+                await self.push(refusal)
+                return
+        await super()._authenticate(args)
+
+    async def _call_handler_hook(self, command: str, *args: Any) -> Any:
+        if self.chaos is not None and self.chaos.active:
+            reply = await chaos_module.before_reply(self.chaos, self, command, args)
+            if reply is not None:
+                return reply
+        return await super()._call_handler_hook(command, *args)
 
     # -- commands ------------------------------------------------------
     def _getaddr(self, arg: str) -> tuple[Optional[str], Optional[str]]:

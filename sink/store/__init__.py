@@ -99,6 +99,11 @@ class Store(Protocol):
         """Delete these ids; return the ones that existed."""
     async def delete_all(self) -> int: ...
     async def mark_read(self, message_ids: Sequence[str], read: bool = True) -> list[str]: ...
+    async def get_many(self, message_ids: Sequence[str]) -> list[StoredMessage]:
+        """These messages, in the order given; unknown ids are left out."""
+    async def search_mailhog(self, kind: str, query: str, start: int = 0,
+                             limit: int = 50) -> Page:
+        """MailHog's /api/v2/search: ``kind`` is from, to or containing."""
     async def mark_all_read(self, read: bool = True) -> int: ...
 
 

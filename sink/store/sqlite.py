@@ -28,7 +28,8 @@ import time
 from typing import Any, Callable, Sequence
 
 from .. import message as mime
-from ..search import compile_query
+from ..search import (casefold_contains, casefold_json_contains, compile_mailhog_search,
+                      compile_query)
 from . import Envelope, Page, StoredMessage, Summary
 from .files import LARGE_MESSAGE, READ_CHUNK, MessageFiles, Spool
 
@@ -105,6 +106,10 @@ def _connect(path: str, durable: bool = True) -> sqlite3.Connection:
     connection.execute("PRAGMA synchronous=" + ("NORMAL" if durable else "OFF"))
     connection.execute("PRAGMA journal_mode=WAL")
     connection.execute("PRAGMA busy_timeout=10000")
+    # MailHog's search is a Unicode case-insensitive substring match.
+    connection.create_function("mh_contains", 2, casefold_contains, deterministic=True)
+    connection.create_function("mh_json_contains", 2, casefold_json_contains,
+                               deterministic=True)
     return connection
 
 
@@ -599,6 +604,42 @@ class SQLiteStore:
             return Page(total, start, [_summary_from_row(row) for row in rows], exact)
         return await self._read(read)
 
+    async def get_many(self, message_ids: Sequence[str]) -> list[StoredMessage]:
+        """The stored messages with these ids, in the order given (unknown ids left out)."""
+        if not message_ids:
+            return []
+        await self.catch_up()
+        ids = list(message_ids)
+
+        def read(connection: sqlite3.Connection) -> list[StoredMessage]:
+            found: dict[str, StoredMessage] = {}
+            for start in range(0, len(ids), 500):
+                chunk = ids[start:start + 500]
+                rows = connection.execute(
+                    f"SELECT {SUMMARY_COLUMNS}, envelope, data, file FROM messages m"
+                    f" JOIN raw r ON r.seq = m.seq WHERE m.id IN ({','.join('?' * len(chunk))})",
+                    chunk).fetchall()
+                for row in rows:
+                    found[row[0]] = StoredMessage(_summary_from_row(row),
+                                                  Envelope.from_dict(json.loads(row[-3])),
+                                                  self._raw_bytes(row[-2], row[-1]))
+            return [found[i] for i in ids if i in found]
+        return await self._read(read)
+
+    async def search_mailhog(self, kind: str, query: str, start: int = 0,
+                             limit: int = 50) -> Page:
+        """MailHog's search (``kind`` from/to/containing), newest first."""
+        await self.catch_up()
+        where, params = compile_mailhog_search(kind, query)
+
+        def read(connection: sqlite3.Connection) -> Page:
+            total = connection.execute(
+                f"SELECT count(*) FROM messages m WHERE {where}", params).fetchone()[0]
+            rows = connection.execute(
+                f"SELECT {SUMMARY_COLUMNS} FROM messages m WHERE {where}"
+                " ORDER BY m.seq DESC LIMIT ? OFFSET ?", (*params, limit, start)).fetchall()
+            return Page(total, start, [_summary_from_row(row) for row in rows])
+        return await self._read(read)
     @staticmethod
     def _summaries(connection: sqlite3.Connection, seqs: list[int]) -> list[Summary]:
         """The summaries of these messages, newest first."""

@@ -15,8 +15,9 @@ connect to and send mail through any server. So:
   reads stay open: a page elsewhere cannot read the answers, and the message
   view's sandboxed frame (an opaque, so cross-site, origin) loads its images so.
 - **Origin**: a request that changes something (POST, PUT, PATCH, DELETE) or opens
-  a WebSocket, and carries an ``Origin`` that is neither this server nor an
-  allowed CORS origin, is refused.
+  a WebSocket, and carries an ``Origin`` that is neither this server nor the
+  allowed CORS origin (``--cors-origin``), is refused. That origin is also exempt
+  from the cross-site rule: the operator asked for it.
 
 Command-line clients (curl, test code, MailHog client libraries) send neither
 ``Origin`` nor ``Sec-Fetch-Site`` and are unaffected.
@@ -91,12 +92,13 @@ class RequestGuard:
         is_websocket = scope["type"] == "websocket"
         side_effects = (is_websocket or method in CHANGING_METHODS
                         or PROBE_PATH in scope.get("path", ""))
-        if side_effects and headers.get("sec-fetch-site") == "cross-site":
-            return "cross-site request refused"
         origin = headers.get("origin")
-        if origin and (is_websocket or method in CHANGING_METHODS):
-            if not self._origin_allowed(origin, host):
-                return f"Origin {origin!r} is not allowed"
+        origin_allowed = origin is not None and self._origin_allowed(origin, host)
+        if (side_effects and headers.get("sec-fetch-site") == "cross-site"
+                and not origin_allowed):
+            return "cross-site request refused"
+        if origin and (is_websocket or method in CHANGING_METHODS) and not origin_allowed:
+            return f"Origin {origin!r} is not allowed"
         return None
 
     def _origin_allowed(self, origin: str, host: str) -> bool:

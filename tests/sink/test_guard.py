@@ -64,3 +64,18 @@ def test_websocket_from_another_origin_is_refused(sink):
         websockets.sync.client.connect(url, origin="https://evil.example", open_timeout=5)
     with websockets.sync.client.connect(url, origin=sink.http_url, open_timeout=5):
         pass
+
+
+def test_the_configured_cors_origin_may_do_what_the_sink_itself_may():
+    from sink import Sink
+
+    with Sink(cors_origin="http://app.example:3000") as sink:
+        message_id = send_one(sink)
+        allowed = httpx.delete(f"{sink.http_url}/api/v1/messages/{message_id}",
+                               headers={"Origin": "http://app.example:3000",
+                                        "Sec-Fetch-Site": "cross-site"})
+        assert allowed.status_code == 200
+        refused = httpx.delete(f"{sink.http_url}/api/v1/messages",
+                               headers={"Origin": "http://other.example",
+                                        "Sec-Fetch-Site": "cross-site"})
+        assert refused.status_code == 403

@@ -269,6 +269,72 @@
     syncSelection();
   }
 
+  /* ---------------- release (send on to a real SMTP server) ---------------- */
+  function releaseForm(id, idPath) {
+    var form = $("#release-form"), toggle = $("#release-toggle");
+    if (!form || !toggle) { return; }
+    var status = $("#release-status"), transcript = $("#release-transcript");
+    var servers = $("#release-server"), loaded = false;
+    toggle.addEventListener("click", function () {
+      form.hidden = !form.hidden;
+      toggle.setAttribute("aria-expanded", String(!form.hidden));
+      if (!form.hidden && !loaded) {
+        loaded = true;
+        api("GET", "/api/v2/outgoing-smtp").then(function (saved) {
+          Object.keys(saved).sort().forEach(function (name) {
+            var option = document.createElement("option");
+            option.value = name;
+            option.textContent = name + " (" + saved[name].Host + ":" + saved[name].Port + ")";
+            servers.appendChild(option);
+          });
+        }).catch(function () { /* no saved servers to offer */ });
+        form.elements.to.focus();
+      }
+    });
+    form.addEventListener("submit", function (event) {
+      event.preventDefault();
+      var f = form.elements, body = { to: f.to.value.trim() };
+      if (f.server.value) {
+        body.server = f.server.value;
+      } else {
+        body.host = f.host.value.trim();
+        body.port = Number(f.port.value) || 25;
+        body.tls = f.tls.value;
+        body.insecure = f.insecure.checked;
+        if (f.username.value || f.password.value) {
+          body.username = f.username.value;
+          body.password = f.password.value;
+          if (f.mechanism.value) { body.mechanism = f.mechanism.value; }
+        }
+      }
+      $("#release-send").disabled = true;
+      status.className = "release-status";
+      status.textContent = "Releasing…";
+      transcript.hidden = true;
+      fetch(idPath + "/release", {
+        method: "POST", body: JSON.stringify(body),
+        headers: { "Accept": "application/json", "Content-Type": "application/json" }
+      }).then(function (response) {
+        return response.json().catch(function () { return {}; }).then(function (json) {
+          if (response.ok) {
+            status.classList.add("ok");
+            status.textContent = "Released to " + json.accepted.join(", ") + " via " + json.server +
+              (json.tls ? " (TLS)" : "") + ": " + (json.reply || "");
+            transcript.textContent = (json.transcript || []).join("\n");
+            transcript.hidden = !transcript.textContent;
+          } else {
+            status.classList.add("error");
+            status.textContent = "Not released: " + (json.error || ("HTTP " + response.status)) +
+              (json.stage ? " (at " + json.stage + ")" : "");
+          }
+        });
+      }).catch(function (error) {
+        status.classList.add("error");
+        status.textContent = "Not released: " + error.message;
+      }).then(function () { $("#release-send").disabled = false; });
+    });
+  }
+
   /* ---------------- message view ---------------- */
   function messageView() {
     var section = $("#message"), id = section.dataset.id;
@@ -316,6 +382,8 @@
     $("#delete-message").addEventListener("click", function () {
       api("DELETE", idPath).then(function () { location.href = "/"; }).catch(fail);
     });
+
+    releaseForm(id, idPath);
 
     function gone() {
       $("#deleted-banner").hidden = false;
