@@ -56,3 +56,18 @@ class EventBus:
     @property
     def subscriber_count(self) -> int:
         return len(self._queues)
+
+
+async def until_closing(queue: asyncio.Queue[Event],
+                        keepalive: float | None) -> AsyncIterator[Event | None]:
+    """A subscription's events as they come, None after ``keepalive`` quiet seconds
+    (a chance to send a keep-alive); ends at the server's "closing" event."""
+    while True:
+        try:
+            event = await asyncio.wait_for(queue.get(), keepalive)
+        except asyncio.TimeoutError:
+            yield None
+            continue
+        if event.kind == "closing":
+            return
+        yield event

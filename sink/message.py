@@ -16,7 +16,7 @@ import email.policy
 import email.utils
 import re
 from dataclasses import dataclass, field
-from email.message import EmailMessage, Message
+from email.message import Message
 from email.parser import BytesHeaderParser, BytesParser
 
 SNIPPET_LENGTH = 200

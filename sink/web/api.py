@@ -21,7 +21,7 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
 from .. import message as mime
-from ..events import EventBus
+from ..events import EventBus, until_closing
 from ..search import SearchError
 from ..store import Store, StoredMessage
 from . import openapi
@@ -286,14 +286,10 @@ async def live_events(store: Store, events: EventBus) -> AsyncIterator[tuple[str
     async with events.subscribe() as queue:
         total, unread = store.counts()
         yield "counts", {"total": total, "unread": unread}
-        while True:
-            try:
-                event = await asyncio.wait_for(queue.get(), KEEPALIVE_SECONDS)
-            except asyncio.TimeoutError:
+        async for event in until_closing(queue, KEEPALIVE_SECONDS):
+            if event is None:
                 yield None
                 continue
-            if event.kind == "closing":
-                return
             total, unread = store.counts()
             yield event.kind, {**event.data, "total": total, "unread": unread}
 

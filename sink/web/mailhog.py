@@ -25,7 +25,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from .. import mailhog_json
-from ..events import EventBus
+from ..events import EventBus, until_closing
 from ..release import ReleaseError
 from ..settings import Settings
 from ..smtp.chaos import Chaos, FaultError, Jim
@@ -141,14 +141,10 @@ async def _new_messages(context: MailhogContext, queue: asyncio.Queue,
     """Each new message's JSON as it arrives; None when ``timeout`` passes quietly.
 
     Ends when the server shuts down (a "closing" event), so the stream closes."""
-    while True:
-        try:
-            event = await asyncio.wait_for(queue.get(), timeout)
-        except asyncio.TimeoutError:
+    async for event in until_closing(queue, timeout):
+        if event is None:
             yield None
             continue
-        if event.kind == "closing":
-            return
         if event.kind != "new" or "id" not in event.data:
             continue
         items = await context.many_json([event.data["id"]])

@@ -39,12 +39,12 @@ def key_order(value):
 @pytest.mark.parametrize("name", SHAPES)
 def test_message_json_matches_reference(sink, api, send_reference, name):
     expected = send_reference(sink, name)["message"]
-    listing = api.get(f"/api/v2/messages").json()
+    listing = api.get("/api/v2/messages").json()
     assert listing["total"] == 1 and listing["count"] == 1 and listing["start"] == 0
     from_v2 = listing["items"][0]
     from_v1 = api.get(f"/api/v1/messages/{from_v2['ID']}").json()
     assert from_v1 == from_v2
-    assert api.get(f"/api/v1/messages").json() == [from_v2]
+    assert api.get("/api/v1/messages").json() == [from_v2]
     actual = normalised(from_v2)
     assert actual == expected
     assert key_order(actual) == key_order(expected)
@@ -52,7 +52,7 @@ def test_message_json_matches_reference(sink, api, send_reference, name):
 
 def test_stored_bytes_are_untouched(sink, api, send_reference):
     send_reference(sink, "bcc")
-    item = api.get(f"/api/v2/messages").json()["items"][0]
+    item = api.get("/api/v2/messages").json()["items"][0]
     raw, _ = reference("bcc")
     download = api.get(f"/api/v1/messages/{item['ID']}/download")
     assert download.content == raw

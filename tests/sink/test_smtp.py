@@ -9,7 +9,6 @@ import time
 
 import aiosmtplib
 import httpx
-import pytest
 
 from sink import Sink
 from tests.conftest import require_tool, wait_until
