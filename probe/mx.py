@@ -7,14 +7,23 @@ Every MX host name is resolved with the same resolver, so one DNS server is enou
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-import dns.asyncresolver
-import dns.exception
-import dns.name
-import dns.resolver
+from typing import TYPE_CHECKING
 
 from .errors import ConnectError
 from .transcript import Transcript
+
+if TYPE_CHECKING:
+    import dns.asyncresolver
+
+
+def _dns():
+    """dnspython, imported on first use: it costs ~50 ms, and only sends without a
+    --server need it (importing the probe, or the sink, should not pay for that)."""
+    import dns.asyncresolver
+    import dns.exception
+    import dns.name
+    import dns.resolver
+    return dns
 
 
 @dataclass
@@ -41,6 +50,7 @@ class Target:
 
 
 def make_resolver(config: DNSConfig | None) -> dns.asyncresolver.Resolver:
+    dns = _dns()
     config = config or DNSConfig()
     if config.nameserver is None:
         resolver = dns.asyncresolver.Resolver()
@@ -53,6 +63,7 @@ def make_resolver(config: DNSConfig | None) -> dns.asyncresolver.Resolver:
 
 
 async def _addresses(resolver: dns.asyncresolver.Resolver, name: str) -> list[str]:
+    dns = _dns()
     found: list[str] = []
     for rdtype in ("A", "AAAA"):
         try:
@@ -68,6 +79,7 @@ async def _addresses(resolver: dns.asyncresolver.Resolver, name: str) -> list[st
 async def mail_targets(domain: str, port: int, config: DNSConfig | None = None,
                        transcript: Transcript | None = None) -> list[Target]:
     """Every address to try for ``domain``, best MX first (RFC 5321 section 5.1)."""
+    dns = _dns()
     transcript = transcript or Transcript()
     resolver = make_resolver(config)
     try:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import functools
 import hashlib
 import hmac
 import json
@@ -22,7 +23,12 @@ import bcrypt
 OPEN_PATHS = ("/livez", "/readyz")
 _BCRYPT_PREFIXES = ("$2a$", "$2b$", "$2y$")
 _REMEMBERED = 1000
-_DUMMY_HASH = bcrypt.hashpw(b"not a password", bcrypt.gensalt(10))
+
+
+@functools.lru_cache(maxsize=1)
+def _dummy_hash() -> bytes:
+    """A hash to check unknown users against; made on first use (it takes ~70 ms)."""
+    return bcrypt.hashpw(b"not a password", bcrypt.gensalt(10))
 
 
 class AuthFileError(ValueError):
@@ -96,7 +102,7 @@ class BasicAuthMiddleware:
         hashed = self.users.get(user)
         if not sep or hashed is None:
             # Same bcrypt cost for unknown users, so timing does not tell who exists.
-            await asyncio.to_thread(bcrypt.checkpw, password.encode(), _DUMMY_HASH)
+            await asyncio.to_thread(bcrypt.checkpw, password.encode(), _dummy_hash())
             return False
         token = hmac.new(self._key, f"{user}\0{password}".encode(), hashlib.sha256).digest()
         if token in self._verified:
