@@ -14,5 +14,6 @@ apt-get install -y -q --no-install-recommends \
     chromium
 python3 -m pip install -q --upgrade pip
 python3 -m pip install -q -e '.[test]'
-# The npm `mailhog` client that tests/mailhog drives unchanged (node and npm come with the image).
+# The npm `mailhog` client that tests/mailhog drives unchanged (Node usually comes with the image).
+command -v npm >/dev/null || apt-get install -y -q --no-install-recommends nodejs npm
 (cd tests/mailhog/node && npm ci --no-audit --no-fund --loglevel=error)
