@@ -31,6 +31,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping
 
+from ..settings import Settings
+
 STAGES = ("connect", "helo", "mail", "rcpt", "data")
 _REPLY_STAGES = ("mail", "rcpt", "data")
 _PERIODS = {"s": 1.0, "sec": 1.0, "second": 1.0, "m": 60.0, "min": 60.0, "minute": 60.0,
@@ -58,16 +60,16 @@ JIM_KEYS = (
 
 @dataclass
 class Jim:
-    """MailHog's Jim settings (its defaults)."""
+    """MailHog's Jim settings; the defaults are MailHog's, kept once in ``Settings``."""
 
-    disconnect: float = 0.005
-    accept: float = 0.99
-    linkspeed_affect: float = 0.1
-    linkspeed_min: float = 1024.0
-    linkspeed_max: float = 10240.0
-    reject_sender: float = 0.05
-    reject_recipient: float = 0.05
-    reject_auth: float = 0.05
+    disconnect: float = Settings.jim_disconnect
+    accept: float = Settings.jim_accept
+    linkspeed_affect: float = Settings.jim_linkspeed_affect
+    linkspeed_min: float = Settings.jim_linkspeed_min
+    linkspeed_max: float = Settings.jim_linkspeed_max
+    reject_sender: float = Settings.jim_reject_sender
+    reject_recipient: float = Settings.jim_reject_recipient
+    reject_auth: float = Settings.jim_reject_auth
 
     @classmethod
     def from_settings(cls, settings: Any) -> "Jim":
