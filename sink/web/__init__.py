@@ -72,7 +72,8 @@ def create_app(settings: Settings, store: Store, events: EventBus,
 def with_web_path(prefix: str, routes: list[BaseRoute]) -> list[BaseRoute]:
     """Everything under ``prefix`` too (MailHog's MH_UI_WEB_PATH), for clients that add it.
 
-    The routes stay at / as well: the UI's pages link to absolute paths."""
+    Pages reached under the prefix link under it (``templating.base_path``); the
+    routes stay at / as well, for clients and habits that leave the prefix out."""
     if not prefix:
         return routes
 

@@ -256,7 +256,7 @@ def create_api(store: Store, events: EventBus, views: MessageViews | None = None
         return JSONResponse(openapi.DESCRIPTION)
 
     async def docs(request: Request) -> Response:
-        return render("api_docs.html", spec=openapi.DESCRIPTION, page="api", query="",
+        return render(request, "api_docs.html", spec=openapi.DESCRIPTION, page="api", query="",
                       headers=PAGE_HEADERS)
 
     async def index(request: Request) -> Response:

@@ -15,6 +15,7 @@ import os
 from typing import Any
 
 import jinja2
+from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
 
@@ -81,7 +82,13 @@ environment.filters.update(filesize=filesize, isotime=isotime, exacttime=exactti
                            reltime=reltime, display_name=display_name)
 
 
-def render(name: str, status_code: int = 200, headers: dict[str, str] | None = None,
-           **context: Any) -> HTMLResponse:
-    html = environment.get_template(name).render(**context)
+def base_path(request: Request) -> str:
+    """The path the app is mounted at ("" at /, "/mailhog" under a web path prefix)."""
+    return request.scope.get("root_path", "").rstrip("/")
+
+
+def render(request: Request, name: str, status_code: int = 200,
+           headers: dict[str, str] | None = None, **context: Any) -> HTMLResponse:
+    """A page; ``base`` in templates is the mount path every link starts with."""
+    html = environment.get_template(name).render(base=base_path(request), **context)
     return HTMLResponse(html, status_code=status_code, headers=headers)

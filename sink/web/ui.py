@@ -20,7 +20,7 @@ from ..search import SearchError
 from ..store import Store
 from . import frame
 from .api import COUNT_LIMIT, part_url
-from .templating import PAGE_HEADERS, render
+from .templating import PAGE_HEADERS, base_path, render
 from .viewer import MessageViews, recipients_only_in_envelope
 
 PAGE_SIZE = 50
@@ -50,7 +50,7 @@ def ui_routes(store: Store, events: EventBus, views: MessageViews) -> list:
         query = request.query_params.get("q", "")
         summaries, error, more, matching = await rows_page(query, None, count=True)
         total, unread = store.counts()
-        return render("inbox.html", headers=PAGE_HEADERS, page="inbox", query=query,
+        return render(request, "inbox.html", headers=PAGE_HEADERS, page="inbox", query=query,
                       summaries=summaries, error=error, more=more, total=total,
                       unread=unread, matching=matching)
 
@@ -60,7 +60,7 @@ def ui_routes(store: Store, events: EventBus, views: MessageViews) -> list:
         summaries, error, more, matching = await rows_page(
             query, request.query_params.get("before") or None, count=False)
         status = 400 if error else 200
-        return render("_rows.html", status_code=status, headers=PAGE_HEADERS,
+        return render(request, "_rows.html", status_code=status, headers=PAGE_HEADERS,
                       summaries=summaries, error=error, more=more, matching=matching)
 
     async def message(request: Request) -> Response:
@@ -68,7 +68,7 @@ def ui_routes(store: Store, events: EventBus, views: MessageViews) -> list:
         found = await views.get(message_id)
         if found is None:
             total, unread = store.counts()
-            return render("not_found.html", status_code=404, headers=PAGE_HEADERS,
+            return render(request, "not_found.html", status_code=404, headers=PAGE_HEADERS,
                           page="not-found", query="", total=total, unread=unread)
         stored, view = found
         if not stored.summary.read:
@@ -78,7 +78,7 @@ def ui_routes(store: Store, events: EventBus, views: MessageViews) -> list:
         raw_text = stored.raw[:RAW_SHOWN].decode("utf-8", "replace")
         html = view.parsed.html if view.parsed else None
         return render(
-            "message.html", headers=PAGE_HEADERS, page="message", query="",
+            request, "message.html", headers=PAGE_HEADERS, page="message", query="",
             total=total, unread=unread, m=stored.summary, envelope=stored.envelope, view=view,
             bcc=recipients_only_in_envelope(stored, view), raw_text=raw_text,
             raw_truncated=len(stored.raw) > RAW_SHOWN, raw_size=len(stored.raw),
@@ -96,14 +96,16 @@ def ui_routes(store: Store, events: EventBus, views: MessageViews) -> list:
         if html is None:
             return HTMLResponse("this message has no HTML part", status_code=404)
 
+        base = base_path(request)
+
         def resolve(reference: str) -> str | None:
             index = view.part_for_cid(reference)
-            return None if index is None else part_url(message_id, index) + "?inline=1"
+            return None if index is None else base + part_url(message_id, index) + "?inline=1"
 
         body = frame.rewrite_html(html, resolve)
         origin = f"{request.url.scheme}://{request.headers.get('host', '')}"
         policy = frame.content_security_policy(
-            origin, part_url(message_id, 0)[:-1], bool(request.query_params.get("remote")))
+            origin, base + part_url(message_id, 0)[:-1], bool(request.query_params.get("remote")))
         return HTMLResponse(body, headers={
             "Content-Security-Policy": policy, "X-Content-Type-Options": "nosniff",
             "Referrer-Policy": "no-referrer", "X-DNS-Prefetch-Control": "off",

@@ -7,6 +7,8 @@
 
   var body = document.body;
   var page = body.dataset.page;
+  // Where the app is mounted ("" at /, "/mailhog" under a web path): every URL starts with it.
+  var BASE = body.dataset.base || "";
   var baseTitle = document.title.replace(/^\(\d[\d,]*\) /, "");
   var counts = { total: +body.dataset.total || 0, unread: +body.dataset.unread || 0 };
 
@@ -20,7 +22,7 @@
       options.headers["Content-Type"] = "application/json";
       options.body = JSON.stringify(data);
     }
-    return fetch(path, options).then(function (response) {
+    return fetch(BASE + path, options).then(function (response) {
       return response.json().catch(function () { return {}; }).then(function (json) {
         if (!response.ok) { throw new Error(json.error || ("HTTP " + response.status)); }
         return json;
@@ -63,7 +65,7 @@
   function listen(handlers) {
     if (!window.WebSocket) { return; }
     var live = $("#live"), liveText = $("#live-text");
-    var url = (location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/api/v3/ws";
+    var url = (location.protocol === "https:" ? "wss://" : "ws://") + location.host + BASE + "/api/v3/ws";
     var delay = 500, connected = false;
     function state(on, text) {
       if (live) { live.classList.toggle("off", !on); liveText.textContent = text; }
@@ -109,7 +111,7 @@
       var params = new URLSearchParams();
       if (query) { params.set("q", query); }
       if (before) { params.set("before", before); }
-      return "/inbox/rows?" + params.toString();
+      return BASE + "/inbox/rows?" + params.toString();
     }
     function fragment(html) {
       var holder = document.createElement("div");
@@ -311,7 +313,7 @@
       status.className = "release-status";
       status.textContent = "Releasing…";
       transcript.hidden = true;
-      fetch(idPath + "/release", {
+      fetch(BASE + idPath + "/release", {
         method: "POST", body: JSON.stringify(body),
         headers: { "Accept": "application/json", "Content-Type": "application/json" }
       }).then(function (response) {
@@ -367,7 +369,7 @@
     var loadRemote = $("#load-remote");
     if (loadRemote) {
       loadRemote.addEventListener("click", function () {
-        frame.src = "/message/" + encodeURIComponent(id) + "/html?remote=1";
+        frame.src = BASE + "/message/" + encodeURIComponent(id) + "/html?remote=1";
         $("#remote-note").hidden = true;
       });
     }
@@ -380,7 +382,7 @@
       }).catch(fail);
     });
     $("#delete-message").addEventListener("click", function () {
-      api("DELETE", idPath).then(function () { location.href = "/"; }).catch(fail);
+      api("DELETE", idPath).then(function () { location.href = BASE + "/"; }).catch(fail);
     });
 
     releaseForm(id, idPath);
