@@ -10,6 +10,11 @@ Saved servers come from a JSON file in MailHog's ``MH_OUTGOING_SMTP`` format
 (name → {name, host, port, email, username, password, mechanism}; keys in any
 case) and from releases made with ``save``; they live in memory, as in MailHog.
 Passwords are never shown back.
+
+A release to a host named in the request makes this server connect wherever the
+requester says, so it follows the probe endpoints' policy (``--probe-api``: on by
+default only when listening on loopback; ``--probe-allow-hosts``). Servers from
+the operator's file are always allowed.
 """
 from __future__ import annotations
 
@@ -56,6 +61,7 @@ class OutgoingServer:
     save: bool = False
     tls: str = "auto"
     insecure: bool = False  # skip certificate checks (a test server's own certificate)
+    from_operator: bool = dataclasses.field(default=False, repr=False)  # from the file
 
     def to_mailhog_json(self) -> dict[str, Any]:
         """MailHog's shape for /api/v2/outgoing-smtp, without the password."""
@@ -74,6 +80,8 @@ def server_from_json(data: Any, where: str) -> OutgoingServer:
     values = _lower_keys(data)
     server = OutgoingServer()
     for field in dataclasses.fields(OutgoingServer):
+        if field.name == "from_operator":  # never from a request body
+            continue
         if field.name not in values or values[field.name] is None:
             continue
         value = values[field.name]
@@ -106,6 +114,7 @@ def load_outgoing(path: str) -> dict[str, OutgoingServer]:
     for name, entry in data.items():
         server = server_from_json(entry, f"{path}: {name}")
         server.name = server.name or name
+        server.from_operator = True
         _check(server, f"{path}: {name}")
         servers[name] = server
     return servers
@@ -134,15 +143,37 @@ class Releaser:
     """Sends stored messages on; holds the saved servers."""
 
     def __init__(self, store: Store, hostname: str,
-                 servers: dict[str, OutgoingServer] | None = None):
+                 servers: dict[str, OutgoingServer] | None = None,
+                 any_host: bool = True, allow_hosts: list[str] | None = None):
         self.store = store
         self.hostname = hostname
         self.servers: dict[str, OutgoingServer] = dict(servers or {})
+        self.any_host = any_host        # may a request name its own host?
+        self.allow_hosts = allow_hosts  # ...and then only these (None: any)
 
     @classmethod
     def from_settings(cls, store: Store, settings: Any) -> "Releaser":
+        from .web.probe import probe_enabled
+
         servers = load_outgoing(settings.outgoing_smtp) if settings.outgoing_smtp else {}
-        return cls(store, settings.hostname, servers)
+        allow = [h.strip() for h in settings.probe_allow_hosts.split(",") if h.strip()] or None
+        return cls(store, settings.hostname, servers, probe_enabled(settings), allow)
+
+    def _check_host(self, server: OutgoingServer) -> None:
+        """Refuse a requester's own host unless the operator allows such connections."""
+        from probe.http import host_allowed
+
+        if server.from_operator:
+            return
+        if not self.any_host:
+            raise ReleaseError(403, "releasing to a host named in the request is off: it "
+                                    "makes this server connect wherever the requester says. "
+                                    "Name a server from the outgoing SMTP file, or turn it "
+                                    "on with --probe-api on (and limit it with "
+                                    "--probe-allow-hosts)")
+        if not host_allowed(server.host, self.allow_hosts):
+            raise ReleaseError(403, f"releasing to {server.host} is not allowed "
+                                    "(--probe-allow-hosts)")
 
     def servers_json(self) -> dict[str, dict[str, Any]]:
         return {name: server.to_mailhog_json() for name, server in self.servers.items()}
@@ -150,19 +181,23 @@ class Releaser:
     def resolve(self, request: OutgoingServer) -> OutgoingServer:
         """MailHog's rules: ``save`` keeps the server under ``name`` (a taken name is
         refused); a ``name`` alone picks a saved server; ``email`` may override its own."""
+        request.from_operator = False  # whatever the body said
         if request.save:
             if not request.name:
                 raise ReleaseError(400, "save needs a name")
             if request.name in self.servers:
                 raise ReleaseError(400, f"a server named {request.name!r} is already saved")
             _check(request, "release")
+            self._check_host(request)
             self.servers[request.name] = dataclasses.replace(request)
         if request.name:
             saved = self.servers.get(request.name)
             if saved is None:
                 raise ReleaseError(400, f"no saved server named {request.name!r}")
+            self._check_host(saved)
             return dataclasses.replace(saved, email=request.email or saved.email)
         _check(request, "release")
+        self._check_host(request)
         return request
 
     async def release(self, message_id: str, server: OutgoingServer,

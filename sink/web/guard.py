@@ -31,18 +31,10 @@ from urllib.parse import urlsplit
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from .probe import listens_on_loopback
+
 CHANGING_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 PROBE_PATH = "/api/smtp"  # /api/smtp/* and /api/smtps/*
-
-
-def is_loopback_listen(listen: str) -> bool:
-    """True when ``--listen`` is a loopback address (or localhost)."""
-    if listen.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(listen).is_loopback
-    except ValueError:
-        return False
 
 
 def _host_name(host_header: str) -> str:
@@ -122,6 +114,6 @@ class RequestGuard:
 
 def guard_options(settings: Any) -> dict[str, Any]:
     """The guard's options for these settings."""
-    return dict(check_host=is_loopback_listen(settings.listen),
+    return dict(check_host=listens_on_loopback(settings.listen),
                 host_names=[settings.hostname],
                 allowed_origins=[getattr(settings, "cors_origin", None) or ""])

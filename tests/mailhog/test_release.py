@@ -206,3 +206,36 @@ def test_release_to_exim_with_starttls_and_auth(sink, api, send_reference, exim)
         "tls": "starttls", "insecure": True})
     assert refused.status_code == 502
     assert refused.json()["stage"] == "rcpt" and refused.json()["code"] // 100 == 5
+
+
+def test_release_to_a_requested_host_follows_the_probe_policy(tmp_path, send_reference, target):
+    """Off (as when listening beyond loopback): only the operator's servers; an
+    allowlist limits the rest. Nothing a stranger sends makes the sink relay."""
+    servers = tmp_path / "outgoing.json"
+    servers.write_text(json.dumps({"target": {
+        "host": target.smtp_host, "port": str(target.smtp_port), "email": "ok@example.net",
+        "username": "relay", "password": "relay-password", "mechanism": "PLAIN",
+        "insecure": True}}))
+    requested = {"host": target.smtp_host, "port": str(target.smtp_port),
+                 "email": "stranger@example.net"}
+    with Sink(Settings(smtp_port=0, http_port=0, probe_api="off",
+                       outgoing_smtp=str(servers))) as sink:
+        api = httpx.Client(base_url=sink.http_url)
+        message_id, _ = caught(sink, api, send_reference)
+        refused = api.post(f"/api/v1/messages/{message_id}/release", json=requested)
+        assert refused.status_code == 403 and "--probe-api on" in refused.json()["error"]
+        saving = api.post(f"/api/v1/messages/{message_id}/release",
+                          json={**requested, "name": "mine", "save": True})
+        assert saving.status_code == 403
+        ours = api.post(f"/api/v3/messages/{message_id}/release",
+                        json={**requested, "to": "stranger@example.net"})
+        assert ours.status_code == 403
+        assert received_by(target) == []
+        allowed = api.post(f"/api/v1/messages/{message_id}/release", json={"name": "target"})
+        assert allowed.status_code == 200
+        assert [m["Raw"]["To"] for m in received_by(target)] == [["ok@example.net"]]
+    with Sink(Settings(smtp_port=0, http_port=0, probe_allow_hosts="mx.example.com")) as sink:
+        api = httpx.Client(base_url=sink.http_url)
+        message_id, _ = caught(sink, api, send_reference)
+        refused = api.post(f"/api/v1/messages/{message_id}/release", json=requested)
+        assert refused.status_code == 403 and "--probe-allow-hosts" in refused.json()["error"]
