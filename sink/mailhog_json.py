@@ -109,7 +109,10 @@ def _multipart_boundary(headers: dict[str, list[str]]) -> str | None:
     return boundary_of(content_types[0])
 
 
-def content_json(data: bytes, nested: bool = False) -> dict[str, Any]:
+MAX_MIME_DEPTH = 50  # deeper multiparts get "MIME": null (a hostile message nests thousands)
+
+
+def content_json(data: bytes, nested: bool = False, depth: int = 0) -> dict[str, Any]:
     """MailHog's ``Content`` for a message or part: headers, body, size, nested MIME."""
     head, body = split_head_body(data)
     if head is None:
@@ -120,9 +123,9 @@ def content_json(data: bytes, nested: bool = False) -> dict[str, Any]:
     else:
         headers = parse_headers(head)
     mime = None
-    if nested:
+    if nested and depth < MAX_MIME_DEPTH:
         boundary = _multipart_boundary(headers)
-        mime = mime_json(body, boundary) if boundary else None
+        mime = mime_json(body, boundary, depth + 1) if boundary else None
     return {"Headers": _sorted(headers), "Body": text(body), "Size": len(data), "MIME": mime}
 
 
@@ -166,9 +169,10 @@ def split_parts(body: bytes, boundary: str) -> list[bytes]:
     return [chunk for chunk in trimmed if chunk]
 
 
-def mime_json(body: bytes, boundary: str) -> dict[str, Any]:
+def mime_json(body: bytes, boundary: str, depth: int = 0) -> dict[str, Any]:
     """MailHog's ``MIMEBody``: ``{"Parts": [Content...]}``, nested multiparts inside."""
-    return {"Parts": [content_json(chunk, nested=True) for chunk in split_parts(body, boundary)]}
+    return {"Parts": [content_json(chunk, nested=True, depth=depth)
+                      for chunk in split_parts(body, boundary)]}
 
 
 def created_text(timestamp: float) -> str:
@@ -196,14 +200,16 @@ def _append_header(headers: dict[str, list[str]], name: str, value: str) -> None
 
 
 def message_json(message_id: str, raw: bytes, mail_from: str, rcpt_tos: Iterable[str],
-                 helo: str, received_at: float, hostname: str) -> dict[str, Any]:
-    """The whole MailHog ``Message`` for one stored message."""
+                 helo: str, received_at: float, hostname: str,
+                 with_mime: bool = True) -> dict[str, Any]:
+    """The whole MailHog ``Message`` for one stored message (``with_mime=False``:
+    without the MIME split, the fallback for a message that cannot be split)."""
     # MailHog's Data ends before the CRLF that belongs to the final CRLF.CRLF.
     data = raw[:-2] if raw.endswith(b"\r\n") else raw
     content = content_json(data)
     headers = content["Headers"]
     boundary = _multipart_boundary(headers)
-    mime = mime_json(split_head_body(data)[1], boundary) if boundary else None
+    mime = mime_json(split_head_body(data)[1], boundary) if boundary and with_mime else None
     # The view MailHog shows has these added; Raw.Data and our store never do.
     if not header_values(headers, "Message-ID"):
         headers["Message-ID"] = [message_id]

@@ -201,7 +201,40 @@ def parse(raw: bytes) -> ParsedMessage:
     return ParsedMessage(headers, text, html, parts, attachments, defects, message)
 
 
+def _unescape_8bit(text: str) -> str:
+    """Raw 8-bit header bytes (kept by the parser as surrogates) decoded as UTF-8,
+    else Latin-1: senders that put raw bytes in headers nearly always mean UTF-8."""
+    raw = text.encode("ascii", "surrogateescape")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw.decode("latin-1")
+
+
+def _has_8bit(text: str) -> bool:
+    return any("\udc80" <= c <= "\udcff" for c in text)
+
+
+def _part_filename(part: Message) -> str | None:
+    """The part's file name, decoded (RFC 2231, RFC 2047, or raw UTF-8 bytes)."""
+    source: Message = part
+    headers = [(name, value) for name, value in part.raw_items()
+               if name.lower() in ("content-disposition", "content-type")]
+    if any(_has_8bit(value) for _, value in headers):
+        # The parser would turn raw bytes into U+FFFD: read them from clean copies.
+        source = Message()
+        for name, value in headers:
+            source[name] = _unescape_8bit(value) if _has_8bit(value) else value
+    try:
+        filename = source.get_filename()
+    except Exception:
+        return None
+    return decode_header_value(filename) if filename else None
+
+
 def _safe_header(message: Message, name: str, value: str) -> str:
+    if _has_8bit(value):
+        return _unescape_8bit(value)
     try:
         return str(message.policy.header_fetch_parse(name, value))
     except Exception:
@@ -225,12 +258,7 @@ def _walk(message: Message, depth: int = 0):
 def _describe(part: Message, index: int, depth: int) -> Part:
     payload = part.get_payload(decode=False)
     size = len(payload) if isinstance(payload, (str, bytes)) else 0
-    try:
-        filename = part.get_filename()
-    except Exception:
-        filename = None
-    if filename:
-        filename = decode_header_value(filename)
+    filename = _part_filename(part)
     return Part(
         index=index,
         content_type=part.get_content_type(),

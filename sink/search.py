@@ -30,6 +30,7 @@ def _fts_phrase(text: str) -> str:
     return '"' + text.replace('"', '""') + '"'
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _FTS_SQL = "m.seq IN (SELECT rowid FROM message_text WHERE message_text MATCH ?)"
 
 
@@ -116,6 +117,8 @@ def compile_query(query: str) -> tuple[str, list]:
     params: list = []
     wanted: list[str] = []      # word-index terms, and those negated
     unwanted: list[str] = []
+    # Control characters (a NUL ends an FTS5 string early) separate words like spaces.
+    query = _CONTROL.sub(" ", query)
     for negate, key, value in _TERM.findall(query.strip()):
         quoted = value.startswith('"')
         value = value.strip('"')

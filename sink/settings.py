@@ -168,6 +168,7 @@ OPTIONS: list[Option] = [
     Option("auth_allow_insecure", _bool, "offer AUTH on plaintext connections too", flag_only_bool=True),
     Option("probe_api", _choice("on", "off", "auto"), "/api/smtp* probe endpoints (auto: on if --listen is loopback)"),
     Option("probe_allow_hosts", str, "hosts the probe endpoints may reach: names, *.wildcards, IPs, CIDRs"),
+    Option("allowed_hosts", str, "extra Host names the HTTP side answers to (comma list, *.wildcards; * = any): a DNS rebinding guard"),
     Option("ui_auth_file", _readable_file, "htpasswd file (bcrypt, htpasswd -B): HTTP basic auth for the UI and APIs"),
 ]
 
@@ -214,6 +215,7 @@ class Settings:
     auth_allow_insecure: bool = False
     probe_api: str = "auto"
     probe_allow_hosts: str = ""
+    allowed_hosts: str = ""
     ui_auth_file: str | None = None
 
     def replace(self, **changes: Any) -> "Settings":

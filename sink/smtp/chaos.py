@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import fnmatch
+import math
 import random
 import re
 import time
@@ -90,7 +91,8 @@ class Jim:
         values = {}
         for key, name in JIM_KEYS:
             value = by_lower.get(key.lower(), 0)
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
+            if (isinstance(value, bool) or not isinstance(value, (int, float))
+                    or not math.isfinite(value)):
                 raise FaultError(f"{key} must be a number, not {value!r}")
             if key.endswith("Chance") or key == "LinkSpeedAffect":
                 if not 0 <= value <= 1:
@@ -148,6 +150,8 @@ def _seconds(text: str, what: str) -> float:
         value = float(text)
     except ValueError:
         raise FaultError(f"{what}: {text!r} is not a number of seconds") from None
+    if not math.isfinite(value):
+        raise FaultError(f"{what}: {text!r} is not a number of seconds")
     if value < 0:
         raise FaultError(f"{what}: seconds must be 0 or more")
     return value

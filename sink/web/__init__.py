@@ -63,7 +63,8 @@ def create_app(settings: Settings, store: Store, events: EventBus,
                     exception_handlers=JSON_EXCEPTION_HANDLERS)
     if settings.ui_auth_file:
         # Raises AuthFileError (a ValueError) for an unusable file.
-        app.add_middleware(BasicAuthMiddleware, users=load_htpasswd(settings.ui_auth_file))
+        app.add_middleware(BasicAuthMiddleware, users=load_htpasswd(settings.ui_auth_file),
+                           web_path=settings.web_path)
     # Added last, so it runs first: nothing else sees a request it refuses.
     app.add_middleware(RequestGuard, **guard_options(settings))
     return app

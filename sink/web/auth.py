@@ -64,15 +64,18 @@ def load_htpasswd(path: str) -> dict[str, bytes]:
 class BasicAuthMiddleware:
     """ASGI middleware: 401 with a JSON error unless the credentials check out."""
 
-    def __init__(self, app, users: dict[str, bytes], realm: str = "mailsink"):
+    def __init__(self, app, users: dict[str, bytes], realm: str = "mailsink",
+                 web_path: str = ""):
         self.app = app
         self.users = users
         self.realm = realm
         self._key = secrets.token_bytes(32)
         self._verified: set[bytes] = set()
+        # Health checks stay open under the web path prefix too (/mail/livez).
+        self.open_paths = set(OPEN_PATHS) | {web_path.rstrip("/") + p for p in OPEN_PATHS}
 
     async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] not in ("http", "websocket") or scope["path"] in OPEN_PATHS:
+        if scope["type"] not in ("http", "websocket") or scope["path"] in self.open_paths:
             await self.app(scope, receive, send)
             return
         header = dict(scope.get("headers") or ()).get(b"authorization", b"")

@@ -5,9 +5,12 @@ requests to ``localhost:8025``. Without this guard such a page could delete thei
 mail, read it (through DNS rebinding) or, via the probe endpoints, make the sink
 connect to and send mail through any server. So:
 
-- **Host**: while the sink listens on loopback only, a request must name a
-  loopback host (``localhost``, ``*.localhost``, ``127.x.x.x``, ``[::1]``) or the
-  sink's ``--hostname``. A rebinding attack names the attacker's domain.
+- **Host**: a DNS rebinding attack points the attacker's public domain at the
+  sink, so the request names that domain. A request must name an IP address, a
+  single-label name (``localhost``, a compose service like ``mailsink``), a name
+  under a TLD no public DNS answers for (``*.localhost``, ``*.local``,
+  ``*.internal`` such as ``host.docker.internal``, ``*.test``, ...), the sink's
+  ``--hostname``, or one of ``--allowed-hosts`` (``*`` turns the check off).
 - **Cross-site requests**: a request with side effects that the browser marks
   ``Sec-Fetch-Site: cross-site`` (a form, a fetch, an ``<img>`` from another
   site) is refused. Side effects: any method but GET/HEAD, a WebSocket, and the
@@ -24,6 +27,7 @@ Command-line clients (curl, test code, MailHog client libraries) send neither
 """
 from __future__ import annotations
 
+import fnmatch
 import ipaddress
 import json
 from typing import Any, Iterable
@@ -31,7 +35,6 @@ from urllib.parse import urlsplit
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from .probe import listens_on_loopback
 
 CHANGING_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 PROBE_PATH = "/api/smtp"  # /api/smtp/* and /api/smtps/*
@@ -45,23 +48,31 @@ def _host_name(host_header: str) -> str:
     return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
 
 
-def _is_loopback_name(name: str, extra_names: set[str]) -> bool:
-    if name in extra_names or name == "localhost" or name.endswith(".localhost"):
+# Names under these no public DNS server answers for: no rebinding attack can use them.
+PRIVATE_SUFFIXES = (".localhost", ".local", ".internal", ".test", ".example", ".invalid",
+                    ".home.arpa")
+
+
+def is_trusted_host(name: str, allowed: set[str]) -> bool:
+    """May a request name this host? (See the module docstring.)"""
+    if "*" in allowed or name in allowed or "." not in name:
+        return True
+    if any(fnmatch.fnmatchcase(name, pattern) for pattern in allowed if "*" in pattern):
         return True
     try:
-        return ipaddress.ip_address(name).is_loopback
+        ipaddress.ip_address(name)
+        return True
     except ValueError:
-        return False
+        return name.endswith(PRIVATE_SUFFIXES)
 
 
 class RequestGuard:
     """ASGI middleware applying the three checks above to HTTP and WebSocket requests."""
 
-    def __init__(self, app: ASGIApp, *, check_host: bool, host_names: Iterable[str] = (),
+    def __init__(self, app: ASGIApp, *, host_names: Iterable[str] = (),
                  allowed_origins: Iterable[str] = ()):
         self.app = app
-        self.check_host = check_host
-        self.host_names = {name.lower() for name in host_names if name}
+        self.host_names = {name.strip().lower() for name in host_names if name.strip()}
         self.allowed_origins = {origin.rstrip("/").lower() for origin in allowed_origins if origin}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -77,9 +88,9 @@ class RequestGuard:
         headers = {name.decode("latin-1"): value.decode("latin-1")
                    for name, value in scope.get("headers", [])}
         host = headers.get("host", "")
-        if self.check_host and host and not _is_loopback_name(_host_name(host), self.host_names):
-            return (f"Host {host!r} is not a loopback name; mailsink listens on loopback only "
-                    "(this blocks DNS rebinding)")
+        if host and not is_trusted_host(_host_name(host), self.host_names):
+            return (f"Host {host!r} is not one this server answers to (a guard against DNS "
+                    "rebinding): add it with --allowed-hosts")
         method = scope.get("method", "GET")
         is_websocket = scope["type"] == "websocket"
         side_effects = (is_websocket or method in CHANGING_METHODS
@@ -114,6 +125,5 @@ class RequestGuard:
 
 def guard_options(settings: Any) -> dict[str, Any]:
     """The guard's options for these settings."""
-    return dict(check_host=listens_on_loopback(settings.listen),
-                host_names=[settings.hostname],
+    return dict(host_names=[settings.hostname, *settings.allowed_hosts.split(",")],
                 allowed_origins=[getattr(settings, "cors_origin", None) or ""])

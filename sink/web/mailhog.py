@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import email.message
 import json
 import logging
 import re
@@ -26,10 +27,12 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from .. import mailhog_json
 from ..events import EventBus, until_closing
+from ..message import decode_header_value
 from ..release import ReleaseError
 from ..settings import Settings
 from ..smtp.chaos import Chaos, FaultError, Jim
 from ..store import Store, StoredMessage
+from .api import content_disposition
 from .errors import JSON_EXCEPTION_HANDLERS, json_error
 
 log = logging.getLogger(__name__)
@@ -55,10 +58,15 @@ class MailhogContext:
 
     def to_json(self, stored: StoredMessage) -> dict[str, Any]:
         envelope = stored.envelope
-        return mailhog_json.message_json(
-            stored.summary.id, stored.raw, envelope.mail_from, envelope.rcpt_tos,
-            envelope.helo, envelope.received_at or stored.summary.received_at,
-            self.settings.hostname)
+        arguments = (stored.summary.id, stored.raw, envelope.mail_from, envelope.rcpt_tos,
+                     envelope.helo, envelope.received_at or stored.summary.received_at,
+                     self.settings.hostname)
+        try:
+            return mailhog_json.message_json(*arguments)
+        except Exception:
+            # One odd message must never break a list or an event stream for everyone.
+            log.exception("MailHog JSON for %s: MIME split failed", stored.summary.id)
+            return mailhog_json.message_json(*arguments, with_mime=False)
 
     async def many_json(self, ids: list[str]) -> list[dict[str, Any]]:
         stored = await self.store.get_many(ids)
@@ -73,7 +81,8 @@ def _paging(request: Request) -> tuple[int, int]:
             value = int(request.query_params.get(name, ""))
         except ValueError:
             return None
-        return value if value > 0 else None
+        # Past the largest SQLite integer is "not a number we can use": the default.
+        return value if 0 < value < 2**62 else None
     start = positive("start") or 0
     limit = min(positive("limit") or V2_DEFAULT_LIMIT, V2_MAX_LIMIT)
     return start, limit
@@ -91,14 +100,28 @@ def _not_found() -> Response:
 
 # Only these part headers are copied to the HTTP response: a message must not be
 # able to set cookies, caching or security headers on our origin.
-_COPIED_PART_HEADERS = re.compile(r"^content-(?!length$|disposition$)[a-z0-9-]+$", re.I)
-_FILENAME = re.compile(r'filename\*?=(?:"([^"]*)"|([^;\s]+))', re.I)
+# The part's own headers that describe the bytes we serve (never its Content-Encoding,
+# Content-Location or the like, which would make HTTP clients misread the response).
+_COPIED_PART_HEADERS = ("content-type", "content-id", "content-description")
 
 
 def _header_safe(value: str) -> str:
     """A header value HTTP can carry: no control characters, Latin-1 only."""
     cleaned = re.sub(r"[\x00-\x1f\x7f]+", " ", value)
     return cleaned.encode("latin-1", "replace").decode("latin-1")
+
+
+def _part_filename(part_headers: dict[str, list[str]]) -> str | None:
+    """The file name a part's headers give (RFC 2231 and RFC 2047 decoded)."""
+    holder = email.message.Message()
+    for name, values in part_headers.items():
+        if name.lower() in ("content-disposition", "content-type") and values:
+            holder[name] = values[-1]
+    try:
+        filename = holder.get_filename()
+    except Exception:
+        return None
+    return decode_header_value(filename) if filename else None
 
 
 def part_download(message_id: str, index: int, part: dict[str, Any]) -> Response:
@@ -112,12 +135,9 @@ def part_download(message_id: str, index: int, part: dict[str, Any]) -> Response
         lowered = name.lower()
         if lowered == "content-transfer-encoding" and not encoding:
             encoding = values[0].strip().lower()
-        if lowered == "content-disposition":
-            found = _FILENAME.search(values[-1])
-            if found:
-                filename = found.group(1) or found.group(2)
-        elif _COPIED_PART_HEADERS.match(name):
+        if lowered in _COPIED_PART_HEADERS:
             headers[name] = _header_safe(", ".join(values))
+    filename = _part_filename(part["Headers"]) or filename
     body = part["Body"].encode("utf-8")
     if encoding == "base64":
         try:
@@ -125,8 +145,7 @@ def part_download(message_id: str, index: int, part: dict[str, Any]) -> Response
         except (binascii.Error, ValueError):
             pass  # MailHog serves it undecoded when it is not valid base64
     # Always a download, never rendered on our origin (a part can be HTML).
-    headers["Content-Disposition"] = _header_safe(
-        'attachment; filename="' + filename.replace('"', "") + '"')
+    headers["Content-Disposition"] = content_disposition("attachment", filename)
     headers["X-Content-Type-Options"] = "nosniff"
     media_type = None
     for key in [k for k in headers if k.lower() == "content-type"]:

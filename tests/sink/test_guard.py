@@ -18,12 +18,27 @@ def send_one(sink) -> str:
 
 def test_dns_rebinding_host_is_refused(sink):
     response = httpx.get(f"{sink.http_url}/api/v3/messages",
-                         headers={"Host": "attacker.example:8025"})
+                         headers={"Host": "rebind.attacker.com:8025"})
     assert response.status_code == 403
-    assert "loopback" in response.json()["error"]
-    for host in ("localhost:8025", "127.0.0.1", "[::1]:8025", "app.localhost"):
+    assert "--allowed-hosts" in response.json()["error"]
+    # IPs, single-label names (compose services) and names public DNS cannot serve.
+    for host in ("localhost:8025", "127.0.0.1", "[::1]:8025", "app.localhost", "mailsink:8025",
+                 "host.docker.internal:8025", "mac.local", "10.0.0.5:8025", "mailsink.local"):
         assert httpx.get(f"{sink.http_url}/api/v3/messages",
                          headers={"Host": host}).status_code == 200, host
+
+
+def test_allowed_hosts_lets_a_proxy_domain_through():
+    from sink import Sink
+
+    with Sink(allowed_hosts="mail.dev.example.com, *.corp.example.org") as sink:
+        for host, status in (("mail.dev.example.com", 200), ("a.corp.example.org", 200),
+                             ("evil.example.net", 403)):
+            assert httpx.get(f"{sink.http_url}/livez",
+                             headers={"Host": host}).status_code == status, host
+    with Sink(allowed_hosts="*") as sink:
+        assert httpx.get(f"{sink.http_url}/livez",
+                         headers={"Host": "anything.example.net"}).status_code == 200
 
 
 def test_cross_site_delete_is_refused_and_nothing_is_lost(sink):

@@ -63,3 +63,17 @@ def test_parse_finds_text_html_and_attachments():
     assert [a.filename for a in parsed.attachments] == ["résumé.pdf"]
     pdf = mime.find_part(parsed.tree, parsed.attachments[0].index)
     assert mime.part_bytes(pdf) == b"%PDF-"
+
+
+def test_raw_utf8_headers_and_filenames_are_decoded():
+    raw = ("Subject: Grüße €\r\nFrom: Jürgen <j@example.com>\r\n"
+           "Content-Type: multipart/mixed; boundary=zz\r\n\r\n--zz\r\n"
+           "Content-Type: text/plain; charset=utf-8\r\n\r\nhällo\r\n--zz\r\n"
+           "Content-Type: text/plain\r\nContent-Disposition: attachment; filename=\"€.txt\"\r\n"
+           "\r\nx\r\n--zz--\r\n").encode()
+    parsed = mime.parse(raw)
+    assert ("Subject", "Grüße €") in parsed.headers
+    assert ("From", "Jürgen <j@example.com>") in parsed.headers
+    assert [a.filename for a in parsed.attachments] == ["€.txt"]
+    latin1 = mime.parse("Subject: caf\xe9\r\n\r\nx\r\n".encode("latin-1"))
+    assert ("Subject", "café") in latin1.headers

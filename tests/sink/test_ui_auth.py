@@ -67,3 +67,11 @@ def test_cli_reports_a_bad_auth_file_in_one_line(tmp_path):
          "--ui-auth-file", empty], capture_output=True, text=True, timeout=30)
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [f"mailsink: auth file {empty} has no users"]
+
+
+def test_health_stays_open_under_a_web_path(tmp_path):
+    users = htpasswd(tmp_path, [bcrypt_line("dev", "secret")])
+    with Sink(ui_auth_file=users, web_path="/mail") as sink:
+        for path in ("/livez", "/mail/livez", "/mail/readyz"):
+            assert httpx.get(sink.http_url + path).status_code == 200, path
+        assert httpx.get(sink.http_url + "/mail/api/v3/messages").status_code == 401
