@@ -169,19 +169,24 @@ def format_connect(result: ConnectResult) -> str:
     return "\n".join(out)
 
 
+def _print_result(result: Any, args: argparse.Namespace, report: Any) -> None:
+    """JSON with --json; else the transcript (with --transcript) and the readable report."""
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
+        return
+    if args.transcript:
+        print(result.transcript)
+        print()
+    print(report(result))
+
+
 def run_probe(args: argparse.Namespace) -> int:
     from . import connect
 
     def work() -> int:
         host, port = client.split_server(args.host, args.port)
         result = connect(host, port, **_common(args))
-        if args.json:
-            print(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
-        else:
-            if args.transcript:
-                print(result.transcript)
-                print()
-            print(format_connect(result))
+        _print_result(result, args, format_connect)
         if result.tls is not None and result.tls.verify_error:
             print(f"mailsink probe: TLS certificate verification failed: "
                   f"{result.tls.verify_error}", file=sys.stderr)
@@ -280,13 +285,7 @@ def run_send(args: argparse.Namespace) -> int:
             dns = DNSConfig(host, port or 53)
         result = send(message, args.server, args.port, pipelining=args.pipelining,
                       quit_after=args.quit_after, dns=dns, **_common(args))
-        if args.json:
-            print(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
-        else:
-            if args.transcript:
-                print(result.transcript)
-                print()
-            print(format_send(result))
+        _print_result(result, args, format_send)
         if result.rejected:
             print(f"mailsink send: {len(result.rejected)} recipient(s) rejected",
                   file=sys.stderr)

@@ -188,7 +188,26 @@ def authenticator(server: SMTP, session: Any, envelope: Any, mechanism: str,
     return AuthResult(success=ok, handled=False, auth_data=auth_data)
 
 
-class AiosmtpdServer:
+class LoopServer:
+    """A server run on its own ``LoopThread``: ``host``, ``port``, ``address``, ``close``."""
+
+    host: str
+    port: int
+    server: asyncio.base_events.Server
+    thread: LoopThread
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def close(self) -> None:
+        async def stop() -> None:
+            self.server.close()
+        self.thread.call(stop())
+        self.thread.stop()
+
+
+class AiosmtpdServer(LoopServer):
     """aiosmtpd on 127.0.0.1:<free port>. ``tls``: None, "starttls" or "implicit"."""
 
     def __init__(self, certs: CertFiles | None = None, tls: str | None = None,
@@ -223,22 +242,13 @@ class AiosmtpdServer:
     def messages(self) -> list[Received]:
         return self.handler.messages
 
-    @property
-    def address(self) -> str:
-        return f"{self.host}:{self.port}"
-
-    def close(self) -> None:
-        async def stop() -> None:
-            self.server.close()
-        self.thread.call(stop())
-        self.thread.stop()
 
 
 # -- a raw scripted server -----------------------------------------------------------
 Script = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
 
-class ScriptedServer:
+class ScriptedServer(LoopServer):
     """Runs ``script(reader, writer)`` for each connection: for protocol edge cases."""
 
     def __init__(self, script: Script) -> None:
@@ -261,15 +271,6 @@ class ScriptedServer:
         self.host = "127.0.0.1"
         self.port = self.server.sockets[0].getsockname()[1]
 
-    @property
-    def address(self) -> str:
-        return f"{self.host}:{self.port}"
-
-    def close(self) -> None:
-        async def stop() -> None:
-            self.server.close()
-        self.thread.call(stop())
-        self.thread.stop()
 
 
 # -- a tiny DNS server ----------------------------------------------------------------
